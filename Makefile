@@ -1,0 +1,46 @@
+# Two commands do all set-up on a fresh machine (Python 3.11 + pip): `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+RUNTIME := .venv-runtime
+export QS_DEV_USER ?= mockuser
+export QS_DEV_TOKEN ?= awesome_token
+
+.PHONY: install run test unit e2e lint bench clean
+
+install: $(VENV)/.installed $(RUNTIME)/.installed
+
+# The platform: prefect, prefect-ray, ray, fastapi, storage, test tools.
+$(VENV)/.installed: pyproject.toml requirements/platform.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -c requirements/platform.txt -e '.[dev]'
+	touch $@
+
+# The program runtime and the real client: qiskit-serverless 0.37.0 pins versions prefect refuses.
+$(RUNTIME)/.installed: requirements/runtime.txt
+	$(PYTHON) -m venv $(RUNTIME)
+	$(RUNTIME)/bin/pip install --quiet --upgrade pip
+	$(RUNTIME)/bin/pip install --quiet -r requirements/runtime.txt
+	touch $@
+
+run: install
+	$(VENV)/bin/python -m deployments.stack
+
+unit: install
+	$(VENV)/bin/pytest tests/unit -q
+
+e2e: install
+	$(RUNTIME)/bin/pytest tests/e2e -q
+
+test: unit e2e
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: install
+	$(RUNTIME)/bin/python bench/jobs.py
+
+clean:
+	rm -rf $(VENV) $(RUNTIME) .data

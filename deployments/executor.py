@@ -1,0 +1,195 @@
+"""The long-lived executor that serves program deployments.
+
+It holds one Ray connection and runs each flow run of the platform's work pool
+through Prefect's own engine, in a thread of this process: a run starts in a
+fraction of a second instead of paying a fresh interpreter and fresh Ray workers
+(STACK-NOTES.md). New runs are picked up from Prefect's event stream; a slow poll
+is the safety net (missed events, scheduled runs coming due). A Cancelling state
+kills the run's Ray task, since nothing else would in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from uuid import UUID
+
+import ray
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    WorkPoolFilter,
+    WorkPoolFilterName,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.events.clients import get_events_subscriber
+from prefect.events.filters import EventFilter, EventNameFilter
+from prefect.flow_engine import run_flow
+from prefect.states import Cancelled, Pending
+
+from deployments.program_deployment import ensure_work_pool, platform_env
+from flows import cancellation
+from flows.run_program import run_program
+from gateway.settings import Settings, get_settings
+
+log = logging.getLogger("qiskit_serverless.executor")
+
+POLL_SECONDS = 2.0
+
+
+class Executor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="flow-run")
+        self.active: set[str] = set()
+        self.lock = threading.Lock()
+        self.stopping = asyncio.Event()
+
+    def connect_ray(self) -> None:
+        ray.init(
+            address=self.settings.ray_cluster,
+            namespace="qiskit-serverless",
+            runtime_env={"env_vars": platform_env(self.settings)},
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+
+    async def claim(self, flow_run_id: UUID) -> None:
+        """Take a scheduled run of our pool (Pending is the lock) and start it."""
+        key = str(flow_run_id)
+        with self.lock:
+            if key in self.active:
+                return
+            self.active.add(key)
+        try:
+            async with get_client() as client:
+                flow_run = await client.read_flow_run(flow_run_id)
+                if flow_run.work_pool_name != self.settings.work_pool or not _is_due(flow_run):
+                    raise LookupError
+                result = await client.set_flow_run_state(flow_run_id, Pending())
+                if result.status.value != "ACCEPT":
+                    raise LookupError
+                flow_run = await client.read_flow_run(flow_run_id)
+        except LookupError:
+            self._release(key)
+            return
+        except Exception:
+            log.exception("could not claim flow run %s", key)
+            self._release(key)
+            return
+        self.pool.submit(self._execute, flow_run)
+
+    def _execute(self, flow_run: FlowRun) -> None:
+        key = str(flow_run.id)
+        try:
+            run_flow(run_program, flow_run=flow_run, parameters=flow_run.parameters, return_type="state")
+        except BaseException:
+            log.exception("flow run %s ended with an engine error", key)
+        finally:
+            self._release(key)
+
+    def _release(self, key: str) -> None:
+        with self.lock:
+            self.active.discard(key)
+
+    async def cancel(self, flow_run_id: UUID) -> None:
+        key = str(flow_run_id)
+        with self.lock:
+            ours = key in self.active
+        if ours:
+            cancellation.request(key)
+            return
+        # Nobody is executing it (e.g. cancelled while still scheduled): finish the cancel here.
+        async with get_client() as client:
+            flow_run = await client.read_flow_run(flow_run_id)
+            if flow_run.work_pool_name == self.settings.work_pool and flow_run.state and flow_run.state.is_cancelling():
+                await client.set_flow_run_state(flow_run_id, Cancelled(message="Job stopped by request."), force=True)
+
+    async def listen(self) -> None:
+        event_filter = EventFilter(
+            event=EventNameFilter(name=["prefect.flow-run.Scheduled", "prefect.flow-run.Cancelling"])
+        )
+        while not self.stopping.is_set():
+            try:
+                async with get_events_subscriber(filter=event_filter, reconnection_attempts=1_000_000) as events:
+                    async for event in events:
+                        flow_run_id = UUID(event.resource.id.rsplit(".", 1)[-1])
+                        if event.event.endswith("Scheduled"):
+                            asyncio.create_task(self.claim(flow_run_id))
+                        else:
+                            asyncio.create_task(self.cancel(flow_run_id))
+            except Exception:
+                log.exception("event stream lost; reconnecting")
+                await asyncio.sleep(1)
+
+    async def poll(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                async with get_client() as client:
+                    runs = await client.read_flow_runs(
+                        flow_run_filter=FlowRunFilter(
+                            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                            expected_start_time=FlowRunFilterExpectedStartTime(before_=datetime.now(timezone.utc)),
+                        ),
+                        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self.settings.work_pool])),
+                        limit=50,
+                    )
+                    cancelling = await client.read_flow_runs(
+                        flow_run_filter=FlowRunFilter(
+                            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CANCELLING]))
+                        ),
+                        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self.settings.work_pool])),
+                        limit=50,
+                    )
+                for run in runs:
+                    asyncio.create_task(self.claim(run.id))
+                for run in cancelling:
+                    asyncio.create_task(self.cancel(run.id))
+            except Exception:
+                log.exception("poll failed")
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=POLL_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        await asyncio.to_thread(ensure_work_pool, self.settings)
+        self.connect_ray()
+        log.info("executor ready: work pool %s, Ray %s", self.settings.work_pool, self.settings.ray_cluster)
+        tasks = [asyncio.create_task(self.listen()), asyncio.create_task(self.poll())]
+        await self.stopping.wait()
+        for running in list(self.active):
+            cancellation.request(running)
+        for pending in tasks:
+            pending.cancel()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _is_due(flow_run: FlowRun) -> bool:
+    """Scheduled and its start time reached (runs of a future schedule wait for the poll)."""
+    if flow_run.state is None or flow_run.state.type != StateType.SCHEDULED:
+        return False
+    start = flow_run.expected_start_time
+    return start is None or start <= datetime.now(timezone.utc) + timedelta(seconds=1)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s executor %(levelname)s %(message)s")
+    settings = get_settings()
+    os.environ.update(platform_env(settings))
+    asyncio.run(Executor(settings).serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Turning a program into a Prefect deployment of the `run_program` flow, and a job into a flow run."""
+
+from __future__ import annotations
+
+import os
+import re
+from uuid import UUID
+
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectAlreadyExists
+
+from gateway.settings import REPO_ROOT, Settings
+
+FLOW_NAME = "run_program"
+FLOW_ENTRYPOINT = "flows/run_program.py:run_program"
+UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def platform_env(settings: Settings) -> dict[str, str]:
+    """Environment every platform process and Ray worker needs to reach the same services."""
+    env = {key: value for key, value in os.environ.items() if key.startswith(("QS_", "PREFECT_"))}
+    env.update(
+        {
+            "PREFECT_API_URL": settings.prefect_url,
+            "QS_DATA_DIR": str(settings.data_dir.resolve()),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
+        }
+    )
+    return env
+
+
+def sync_client() -> SyncPrefectClient:
+    return get_client(sync_client=True)
+
+
+def ensure_work_pool(settings: Settings) -> None:
+    with sync_client() as client:
+        try:
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=settings.work_pool,
+                    type="process",
+                    description="Qiskit Serverless programs, executed by the platform's executor on Ray.",
+                )
+            )
+        except ObjectAlreadyExists:
+            pass
+
+
+def deployment_name(owner: str, title: str, provider: str | None) -> str:
+    """One deployment per program: `<provider>.<title>` or `<owner>.<title>`."""
+    return UNSAFE_NAME_CHARACTERS.sub("_", f"{provider or owner}.{title}".replace("/", "_"))
+
+
+def upsert_deployment(
+    client: SyncPrefectClient,
+    settings: Settings,
+    *,
+    name: str,
+    owner: str,
+    title: str,
+    provider: str | None,
+    description: str | None,
+    version: str | None,
+) -> UUID:
+    """Create or update the program's deployment (Prefect upserts on flow + name)."""
+    flow_id = client.create_flow_from_name(FLOW_NAME)
+    tags = job_tags(owner, title, provider)
+    return client.create_deployment(
+        flow_id=flow_id,
+        name=name,
+        version=version,
+        description=description,
+        work_pool_name=settings.work_pool,
+        tags=tags,
+        path=str(REPO_ROOT),
+        entrypoint=FLOW_ENTRYPOINT,
+        enforce_parameter_schema=False,
+        parameter_openapi_schema={
+            "type": "object",
+            "title": "Parameters",
+            "properties": {"job_id": {"type": "string", "title": "job_id", "position": 0}},
+            "required": ["job_id"],
+        },
+    )
+
+
+def job_tags(owner: str, title: str, provider: str | None) -> list[str]:
+    tags = [f"user:{owner}", f"program:{title}"]
+    if provider:
+        tags.append(f"provider:{provider}")
+    return tags

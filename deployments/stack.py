@@ -1,0 +1,157 @@
+"""`make run`: start what is missing of the stack, in the foreground, and stop all of it on Ctrl-C.
+
+Embedded defaults: a Prefect server on SQLite, a local Ray head, local storage,
+the executor and the gateway, all under one data directory. A setting pointing at
+an existing Prefect server or Ray cluster means that part is not started here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from deployments.program_deployment import platform_env
+from gateway.settings import Settings, get_settings
+
+BIN = Path(sys.executable).parent
+
+
+class Stack:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.logs = settings.data_dir / "logs"
+        self.env = {**os.environ, **platform_env(settings)}
+
+    def _spawn(self, name: str, command: list[str], extra_env: dict[str, str] | None = None) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log_file = open(self.logs / f"{name}.log", "ab")
+        process = subprocess.Popen(
+            command,
+            env={**self.env, **(extra_env or {})},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.processes.append((name, process))
+
+    def _wait(self, name: str, ready: object, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        process = dict(self.processes).get(name)
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}; see {self.logs / (name + '.log')}")
+            if ready():  # type: ignore[operator]
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} not ready after {timeout:.0f} s; see {self.logs / (name + '.log')}")
+
+    def start(self) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.prefect_api_url is None:
+            self._spawn(
+                "prefect",
+                [str(BIN / "prefect"), "server", "start", "--host", settings.prefect_host, "--port", str(settings.prefect_port)],
+                {"PREFECT_HOME": str((settings.data_dir / "prefect").resolve()), "PREFECT_UI_API_URL": settings.prefect_url},
+            )
+        self._wait("prefect", lambda: _http_ok(settings.prefect_url + "/health"), 90)
+        if settings.ray_address is None:
+            self._spawn(
+                "ray",
+                [
+                    str(BIN / "ray"), "start", "--head", "--block",
+                    "--node-ip-address", "127.0.0.1",
+                    "--port", str(settings.ray_port),
+                    "--dashboard-host", "127.0.0.1",
+                    "--dashboard-port", str(settings.ray_dashboard_port),
+                    "--num-cpus", str(settings.ray_num_cpus),
+                    "--temp-dir", str((settings.data_dir / "ray").resolve()),
+                    "--disable-usage-stats",
+                ],
+            )  # fmt: skip
+            self._wait("ray", lambda: _tcp_ok(settings.ray_cluster), 90)
+        self._spawn("executor", [sys.executable, "-m", "deployments.executor"])
+        self._spawn(
+            "gateway",
+            [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
+             "--host", settings.host, "--port", str(settings.port), "--no-access-log"],
+        )  # fmt: skip
+        self._wait("gateway", lambda: _http_ok(f"http://{settings.host}:{settings.port}/readiness"), 120)
+
+    def stop(self) -> None:
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _, process in reversed(self.processes):
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def watch(self) -> None:
+        """Block until Ctrl-C or until a process dies."""
+        while True:
+            for name, process in self.processes:
+                if process.poll() is not None:
+                    print(f"{name} exited with {process.returncode}; see {self.logs / (name + '.log')}", flush=True)
+                    return
+            time.sleep(1)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except Exception:
+        return False
+
+
+def _tcp_ok(address: str) -> bool:
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def main() -> None:
+    settings = get_settings()
+    stack = Stack(settings)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        stack.start()
+        base = f"http://{settings.host}:{settings.port}"
+        print(
+            "\nQiskit Serverless on Prefect is running.\n"
+            f"  API:        {base}/api/v1/\n"
+            f"  API docs:   {base}/docs\n"
+            f"  Prefect UI: {settings.prefect_url.removesuffix('/api')}\n"
+            f"  Ray:        {settings.ray_cluster}\n"
+            f"  Storage:    {settings.storage_root}\n"
+            f"  Dev user:   {settings.dev_user or '-'} (token: {settings.dev_token or '-'})\n"
+            f"  Logs:       {stack.logs}\n"
+            "Press Ctrl-C to stop everything.",
+            flush=True,
+        )
+        stack.watch()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping…", flush=True)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

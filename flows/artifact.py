@@ -1,0 +1,70 @@
+"""Safe handling of program artifacts (uncompressed or compressed tars).
+
+Extraction uses tarfile's "data" filter: no absolute paths, no `..`, no links
+pointing outside the folder, no device files. The same check runs at upload so a
+bad tar is refused before it is stored.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import tarfile
+from pathlib import Path
+from typing import IO
+
+MAX_EXTRACTED_BYTES = 1024 * 1024 * 1024
+ENTRYPOINT_PATTERN = re.compile(r"^[A-Za-z0-9_./-]+\.py$")
+
+
+class ArtifactError(ValueError):
+    """The artifact or the entrypoint is not acceptable."""
+
+
+def normalize_entrypoint(entrypoint: str) -> str:
+    """A relative `.py` path inside the artifact, or ArtifactError."""
+    path = posixpath.normpath(entrypoint.strip())
+    if (
+        not ENTRYPOINT_PATTERN.match(path)
+        or path.startswith("/")
+        or any(part == ".." for part in path.split("/"))
+    ):
+        raise ArtifactError(f"Invalid entrypoint '{entrypoint}': expected a relative path to a .py file.")
+    return path
+
+
+def check_members(archive: tarfile.TarFile, destination: Path) -> list[tarfile.TarInfo]:
+    """Members as the data filter would extract them; raises ArtifactError on any unsafe one."""
+    checked: list[tarfile.TarInfo] = []
+    total = 0
+    for member in archive.getmembers():
+        try:
+            safe = tarfile.data_filter(member, str(destination))
+        except tarfile.FilterError as error:
+            raise ArtifactError(f"Unsafe artifact member '{member.name}': {error.__class__.__name__}.") from None
+        if safe is None:
+            continue
+        total += safe.size
+        if total > MAX_EXTRACTED_BYTES:
+            raise ArtifactError("Artifact expands past the extraction limit.")
+        checked.append(safe)
+    return checked
+
+
+def validate_artifact(source: IO[bytes], entrypoint: str) -> None:
+    """Refuse a tar that is unreadable, unsafe, or lacks the entrypoint file."""
+    try:
+        with tarfile.open(fileobj=source, mode="r:*") as archive:
+            members = check_members(archive, Path("/artifact"))
+    except tarfile.TarError:
+        raise ArtifactError("Artifact is not a valid tar archive.") from None
+    names = {posixpath.normpath(member.name) for member in members if member.isfile()}
+    if entrypoint not in names:
+        raise ArtifactError(f"Entrypoint '{entrypoint}' is not a file in the artifact.")
+
+
+def extract_artifact(tar_path: Path, destination: Path) -> None:
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tar_path, mode="r:*") as archive:
+        check_members(archive, destination)
+        archive.extractall(destination, filter="data")

@@ -1,0 +1,47 @@
+"""What the gateway hands to the executor for one job, stored next to the job in storage.
+
+Kept out of Prefect parameters on purpose: it carries the job's callback token,
+which must never show in the Prefect UI or its API.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from blocks import storage as layout
+from blocks.storage import Storage
+
+
+class JobSpec(BaseModel):
+    job_id: str
+    program_title: str
+    entrypoint: str
+    data_area: str
+    env: dict[str, str]
+    program_env: dict[str, str] = {}
+
+    @property
+    def artifact_key(self) -> str:
+        return layout.job_artifact(self.job_id)
+
+    @property
+    def logs_key(self) -> str:
+        return layout.job_logs(self.job_id)
+
+    @property
+    def arguments_key(self) -> str:
+        return layout.arguments_file(self.data_area, self.job_id)
+
+    @property
+    def results_key(self) -> str:
+        return layout.results_file(self.data_area, self.job_id)
+
+    def save(self, storage: Storage) -> None:
+        storage.put_bytes(layout.job_spec(self.job_id), self.model_dump_json().encode())
+
+    @classmethod
+    def load(cls, storage: Storage, job_id: str) -> JobSpec:
+        raw = storage.get_bytes(layout.job_spec(job_id))
+        if raw is None:
+            raise FileNotFoundError(f"no job spec for job {job_id}")
+        return cls.model_validate_json(raw)

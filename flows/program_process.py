@@ -1,0 +1,136 @@
+"""Run one program as `python <entrypoint>` and stream its merged output into the job log.
+
+This runs inside a Ray task. The program gets a clean environment (never the
+platform's own secrets), its working directory is the unpacked artifact, and
+its stdout and stderr are one ordered stream.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import traceback
+from pathlib import Path
+from typing import IO
+
+from blocks.storage import Storage
+from flows.artifact import extract_artifact
+from flows.job_spec import JobSpec
+from gateway.settings import Settings
+
+CHUNK_BYTES = 64 * 1024
+REMOTE_FLUSH_SECONDS = 0.5
+PASSED_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+
+
+class LogSink:
+    """Appends program output to the job's log key, live.
+
+    On local storage the log key is a file appended to directly (readers see each
+    chunk at once). On object storage the output goes to a scratch file which is
+    uploaded whole every REMOTE_FLUSH_SECONDS and at close.
+    """
+
+    def __init__(self, storage: Storage, key: str, scratch_file: Path, size_limit: int) -> None:
+        self.storage = storage
+        self.key = key
+        self.size_limit = size_limit
+        local = storage.local_path(key)
+        self.path = local if local is not None else scratch_file
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle: IO[bytes] = open(self.path, "ab")
+        self.last_upload = 0.0
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.handle.flush()
+        if not self.storage.is_local and time.monotonic() - self.last_upload > REMOTE_FLUSH_SECONDS:
+            self._upload()
+
+    def _upload(self) -> None:
+        self.storage.upload(self.path, self.key)
+        self.last_upload = time.monotonic()
+
+    def close(self) -> None:
+        self.handle.close()
+        self._cap()
+        if not self.storage.is_local:
+            self._upload()
+
+    def _cap(self) -> None:
+        """Keep only the newest `size_limit` bytes, starting on a whole line."""
+        size = self.path.stat().st_size
+        if size <= self.size_limit:
+            return
+        with open(self.path, "rb") as handle:
+            handle.seek(size - self.size_limit)
+            tail = handle.read()
+        newline = tail.find(b"\n")
+        tail = tail[newline + 1 :] if newline >= 0 else tail
+        notice = f"[Logs exceeded maximum allowed size ({self.size_limit} bytes); oldest lines were dropped.]\n"
+        self.path.write_bytes(notice.encode() + tail)
+
+
+def program_environment(spec: JobSpec, data_dir: Path, settings: Settings) -> dict[str, str]:
+    """System variables first, then the program's own env_vars on top (API.md §3.1)."""
+    env = {name: os.environ[name] for name in PASSED_THROUGH_ENV if name in os.environ}
+    runtime_bin = str(settings.runtime_python.parent)
+    env["PATH"] = os.pathsep.join(filter(None, [runtime_bin, env.get("PATH", "/usr/bin:/bin")]))
+    env.update(spec.env)
+    env.update(
+        {
+            "DATA_PATH": str(data_dir),
+            "ARGUMENTS_PATH": str(data_dir / "arguments" / f"{spec.job_id}.json"),
+            "RESULTS_PATH": str(data_dir / "results" / f"{spec.job_id}.json"),
+            "PYTHONUNBUFFERED": "1",
+            "RAY_ADDRESS": settings.ray_cluster,
+        }
+    )
+    env.update(spec.program_env)
+    return env
+
+
+def run_program_process(spec: JobSpec, storage: Storage, settings: Settings) -> int:
+    """Run the program to its end; returns its exit code. Output is persisted before returning."""
+    workdir = settings.scratch / spec.job_id
+    sink = LogSink(storage, spec.logs_key, workdir / "logs.txt", settings.logs_size_limit)
+    try:
+        return _run(spec, storage, settings, workdir, sink)
+    except Exception:
+        # An infrastructure failure is the job's failure: its traceback goes to the job log.
+        sink.write(traceback.format_exc().encode())
+        raise
+    finally:
+        sink.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(spec: JobSpec, storage: Storage, settings: Settings, workdir: Path, sink: LogSink) -> int:
+    artifact_dir = workdir / "artifact"
+    tar_path = workdir / "artifact.tar"
+    workdir.mkdir(parents=True, exist_ok=True)
+    storage.download(spec.artifact_key, tar_path)
+    extract_artifact(tar_path, artifact_dir)
+    tar_path.unlink()
+
+    data_dir = storage.local_path(spec.data_area)
+    if data_dir is None:
+        raise NotImplementedError("Object storage data areas are not synchronised yet; use file:// storage.")
+    (data_dir / "arguments").mkdir(parents=True, exist_ok=True)
+    (data_dir / "results").mkdir(parents=True, exist_ok=True)
+
+    process = subprocess.Popen(
+        [str(settings.runtime_python), spec.entrypoint],
+        cwd=artifact_dir,
+        env=program_environment(spec, data_dir, settings),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    while chunk := process.stdout.read1(CHUNK_BYTES):
+        sink.write(chunk)
+    return process.wait()

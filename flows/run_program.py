@@ -1,0 +1,58 @@
+"""The `run_program` flow: one flow run per job, the program itself running on Ray."""
+
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import get_run_context
+from prefect.states import Cancelled, State
+from prefect_ray.context import remote_options
+from prefect_ray.task_runners import RayTaskRunner
+
+from blocks.storage import Storage
+from flows import cancellation
+from flows.job_spec import JobSpec
+from flows.program_process import run_program_process
+from gateway.settings import get_settings
+
+STOPPED_MESSAGE = "Job stopped by request."
+
+
+class ProgramFailed(RuntimeError):
+    """The program exited with a non-zero code."""
+
+
+@task(name="execute-program", persist_result=False, cache_policy=NO_CACHE, log_prints=False)
+def execute_program(job_id: str) -> int:
+    settings = get_settings()
+    storage = Storage(settings.storage_root)
+    spec = JobSpec.load(storage, job_id)
+    return run_program_process(spec, storage, settings)
+
+
+@flow(
+    name="run_program",
+    task_runner=RayTaskRunner(address=get_settings().ray_cluster),
+    persist_result=False,
+    validate_parameters=True,
+)
+def run_program(job_id: str) -> State | None:
+    """Run a job's program to its end: exit 0 completes, anything else fails, a stop cancels."""
+    flow_run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
+    with remote_options(num_cpus=get_settings().job_num_cpus):
+        future = execute_program.submit(job_id)
+    cancellation.register(flow_run_id, future.wrapped_future)
+    try:
+        exit_code = future.result()
+    except BaseException:
+        if cancellation.requested(flow_run_id):
+            return Cancelled(message=STOPPED_MESSAGE)
+        raise
+    finally:
+        stopped = cancellation.requested(flow_run_id)
+        cancellation.unregister(flow_run_id)
+    if stopped:
+        return Cancelled(message=STOPPED_MESSAGE)
+    if exit_code != 0:
+        raise ProgramFailed(f"Program exited with code {exit_code}.")
+    return None

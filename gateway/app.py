@@ -1,0 +1,91 @@
+"""The gateway application: Qiskit Serverless `/api/v1` on top of Prefect, Ray and fsspec storage."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from blocks.storage import Storage
+from deployments.program_deployment import ensure_work_pool, sync_client
+from gateway import db
+from gateway.auth import seed_user
+from gateway.context import Services
+from gateway.errors import ApiError, install_error_handlers
+from gateway.jobs.routes import router as jobs_router
+from gateway.orchestrator import Orchestrator
+from gateway.programs.routes import router as programs_router
+from gateway.settings import Settings, get_settings
+from gateway.system.routes import router as system_router
+
+log = logging.getLogger("qiskit_serverless.gateway")
+
+
+class PathNormalizer:
+    """Serve `/x` and `/x/` alike without redirects (the client uses both), and cap body sizes."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                scope = {**scope, "path": path.rstrip("/") or "/", "raw_path": path.rstrip("/").encode()}
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+                await _reject(send, 413, f"Request body is larger than {self.max_body} bytes.")
+                return
+        await self.app(scope, receive, send)
+
+
+async def _reject(send: Send, status: int, message: str) -> None:
+    import json
+
+    body = json.dumps({"message": message}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db.create_schema()
+        if settings.dev_user and settings.dev_token:
+            with db.session_factory()() as session:
+                seed_user(session, settings.dev_user, settings.dev_token)
+        ensure_work_pool(settings)
+        with sync_client() as client:
+            app.state.services = Services(
+                settings=settings, storage=Storage(settings.storage_root), orchestrator=Orchestrator(client, settings)
+            )
+            yield
+
+    app = FastAPI(
+        title="Qiskit Serverless on Prefect",
+        description=(
+            "The Qiskit Serverless REST API (`/api/v1`), served by Prefect deployments and flow runs executed on Ray. "
+            "Authenticate with `Authorization: Bearer <token>`."
+        ),
+        version="0.1.0",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    install_error_handlers(app)
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(programs_router)
+    api.include_router(jobs_router)
+    api.include_router(system_router)
+    app.include_router(api)
+    app.include_router(system_router)
+    app.add_middleware(PathNormalizer, max_body=settings.max_request_bytes)
+    return app
+
+
+__all__ = ["ApiError", "create_app"]

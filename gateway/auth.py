@@ -1,0 +1,73 @@
+"""Bearer-token authentication. Tokens are stored as SHA-256 digests and never logged or echoed.
+
+A token is either a user's own or a running job's callback token; the latter acts
+as the job's author (the program calls back as the user who ran it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway import db
+from gateway.errors import ApiError
+
+CHANNELS = {"local", "ibm_cloud", "ibm_quantum_platform"}
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    job_id: str | None = None  # set when authenticated with a job's callback token
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def seed_user(session: Session, name: str, token: str) -> None:
+    """Create the user, or give an existing one this token (development seeding)."""
+    user = session.get(db.User, name)
+    if user is None:
+        session.add(db.User(name=name, token_hash=hash_token(token)))
+    else:
+        user.token_hash = hash_token(token)
+    session.commit()
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization or not authorization.strip():
+        raise ApiError(401, "Authentication credentials were not provided.")
+    # Like the reference gateway: the token is the text after the last space.
+    return authorization.strip().rsplit(" ", 1)[-1]
+
+
+def authenticate(
+    session: Annotated[Session, Depends(db.session)],
+    authorization: Annotated[str | None, Header()] = None,
+    service_channel: Annotated[str | None, Header()] = None,
+) -> Principal:
+    if service_channel is not None and service_channel not in CHANNELS:
+        raise ApiError(401, "Invalid Service-Channel header.")
+    digest = hash_token(_bearer(authorization))
+    user = session.scalar(select(db.User).where(db.User.token_hash == digest))
+    if user is not None:
+        return Principal(user.name)
+    job = session.scalar(select(db.Job).where(db.Job.token_hash == digest))
+    if job is not None:
+        return Principal(job.author, job_id=job.id)
+    raise ApiError(401, "Invalid token.")
+
+
+CurrentUser = Annotated[Principal, Depends(authenticate)]
+DbSession = Annotated[Session, Depends(db.session)]

@@ -1,0 +1,127 @@
+"""The gateway's own store: who owns what, program metadata, events. Never run state."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from functools import lru_cache
+
+from sqlalchemy import DateTime, ForeignKey, Index, String, Text, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from gateway.settings import get_settings
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z, as the client expects."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    name: Mapped[str] = mapped_column(String(150), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Program(Base):
+    __tablename__ = "programs"
+    __table_args__ = (Index("ix_program_owner_title", "author", "provider", "title", unique=True),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    author: Mapped[str] = mapped_column(ForeignKey("users.name"), index=True)
+    title: Mapped[str] = mapped_column(String(255))
+    provider: Mapped[str | None] = mapped_column(String(255), default=None)
+    entrypoint: Mapped[str | None] = mapped_column(String(255), default=None)
+    image: Mapped[str | None] = mapped_column(String(512), default=None)
+    runner: Mapped[str] = mapped_column(String(16), default="ray")
+    artifact: Mapped[str | None] = mapped_column(String(512), default=None)
+    dependencies: Mapped[str] = mapped_column(Text, default="[]")
+    env_vars: Mapped[str] = mapped_column(Text, default="{}")
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    version: Mapped[str | None] = mapped_column(String(64), default=None)
+    arguments_schema: Mapped[str | None] = mapped_column(Text, default=None)
+    sizes: Mapped[str] = mapped_column(Text, default="{}")
+    default_size: Mapped[str | None] = mapped_column(String(64), default=None)
+    type: Mapped[str] = mapped_column(String(16), default="GENERIC")
+    deployment_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_job_author_created", "author", "created"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    author: Mapped[str] = mapped_column(ForeignKey("users.name"))
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"), index=True)
+    flow_run_id: Mapped[str] = mapped_column(String(36), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    sub_status: Mapped[str | None] = mapped_column(String(32), default=None)
+    trial: Mapped[bool] = mapped_column(default=False)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class JobEvent(Base):
+    __tablename__ = "job_events"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    origin: Mapped[str] = mapped_column(String(32))
+    context: Mapped[str] = mapped_column(String(32))
+    data: Mapped[str] = mapped_column(Text, default="{}")
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RuntimeJob(Base):
+    __tablename__ = "runtime_jobs"
+    runtime_job: Mapped[str] = mapped_column(String(255), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    runtime_session: Mapped[str | None] = mapped_column(String(255), default=None)
+
+
+@lru_cache
+def engine() -> Engine:
+    url = get_settings().db_url
+    if url.startswith("sqlite"):
+        get_settings().data_dir.mkdir(parents=True, exist_ok=True)
+        created = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(created, "connect")
+        def _sqlite_pragmas(connection, _):  # type: ignore[no-untyped-def]
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return created
+    return create_engine(url, pool_pre_ping=True)
+
+
+@lru_cache
+def session_factory() -> sessionmaker[Session]:
+    return sessionmaker(engine(), expire_on_commit=False)
+
+
+def create_schema() -> None:
+    Base.metadata.create_all(engine())
+
+
+def session() -> Iterator[Session]:
+    with session_factory()() as db:
+        yield db

@@ -1,0 +1,56 @@
+"""Every error leaves the gateway as `{"message": ...}` with its status, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("qiskit_serverless.gateway")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(404, message)
+
+
+def bad_request(message: str, **extra: Any) -> ApiError:
+    return ApiError(400, message, **extra)
+
+
+def _validation_message(error: RequestValidationError) -> str:
+    first = error.errors()[0] if error.errors() else {}
+    location = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "form"))
+    text = str(first.get("msg", "Invalid request."))
+    return f"'{location}': {text}" if location else text
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse({"message": error.message, **error.extra}, status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"message": _validation_message(error)}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        message = error.detail if isinstance(error.detail, str) else "Request failed."
+        return JSONResponse({"message": message}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"message": "Internal server error"}, status_code=500)

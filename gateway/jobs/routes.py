@@ -1,0 +1,129 @@
+"""HTTP routes of the jobs API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from gateway.auth import CurrentUser, DbSession
+from gateway.context import ServicesDep
+from gateway.jobs import service
+from gateway.jobs.schemas import ErrorEventIn, EventOut, JobOut, JobPage, RuntimeJobIn, StopRequest
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+NO_CONTENT = {204: {"description": "Nothing stored yet."}}
+
+
+@router.get("", response_model=JobPage, summary="The caller's jobs, newest first")
+def list_jobs(
+    request: Request,
+    user: CurrentUser,
+    session: DbSession,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=0, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    created_after: Annotated[datetime | None, Query(description="Inclusive (>=), ISO 8601 with offset")] = None,
+    function: Annotated[str | None, Query(max_length=255)] = None,
+    provider: Annotated[str | None, Query(max_length=255)] = None,
+    filter: Annotated[str | None, Query(description="'catalog' or 'serverless'")] = None,
+) -> JobPage:
+    count, items = service.list_jobs(
+        services,
+        session,
+        user,
+        limit=limit,
+        offset=offset,
+        job_status=status,
+        created_after=created_after,
+        function=function,
+        provider=provider,
+        filter_=filter,
+    )
+    base_url = str(request.url.replace(query=""))
+    return service.page(base_url, count, items, limit, offset)
+
+
+@router.get("/{job_id}", response_model=JobOut, response_model_exclude_none=False, summary="One job")
+def get_job(
+    job_id: str, user: CurrentUser, session: DbSession, services: ServicesDep, with_result: bool = False
+) -> dict[str, Any]:
+    job = service.get_job(session, user, job_id)
+    out = service.describe(services, session, job, with_result)
+    return out.model_dump(exclude=set() if with_result else {"result"})
+
+
+@router.get("/{job_id}/result", responses=NO_CONTENT, summary="The job's saved result (raw JSON text)")
+def get_result(job_id: str, user: CurrentUser, session: DbSession, services: ServicesDep) -> Response:
+    text = service.result(services, session, user, job_id)
+    return Response(status_code=204) if text is None else JSONResponse({"result": text})
+
+
+@router.post("/{job_id}/result", summary="Legacy save_result of clients up to 0.32")
+def post_result(
+    job_id: str, user: CurrentUser, session: DbSession, services: ServicesDep, result: Annotated[str, Form()]
+) -> dict[str, str]:
+    service.save_result(services, session, user, job_id, result)
+    return {"message": "Result saved."}
+
+
+@router.get("/{job_id}/logs", responses=NO_CONTENT, summary="The job's logs (live while it runs)")
+def get_logs(job_id: str, user: CurrentUser, session: DbSession, services: ServicesDep) -> Response:
+    text = service.logs(services, session, user, job_id)
+    return Response(status_code=204) if text is None else JSONResponse({"logs": text})
+
+
+@router.get("/{job_id}/provider-logs", responses=NO_CONTENT, summary="Provider-side logs of a provider job")
+def get_provider_logs(job_id: str, user: CurrentUser, session: DbSession, services: ServicesDep) -> Response:
+    text = service.provider_logs(services, session, user, job_id)
+    return Response(status_code=204) if text is None else JSONResponse({"logs": text})
+
+
+@router.post("/{job_id}/stop", summary="Stop the job: cancel its flow run and kill its program")
+def stop(
+    job_id: str, user: CurrentUser, session: DbSession, services: ServicesDep, body: StopRequest | None = None
+) -> dict[str, str]:
+    message = service.stop(services, session, user, job_id, body.service if body else None)
+    return {"message": message}
+
+
+@router.get("/{job_id}/events", response_model=list[EventOut], summary="The job's events, newest first")
+def get_events(
+    job_id: str,
+    user: CurrentUser,
+    session: DbSession,
+    services: ServicesDep,
+    type: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[EventOut]:
+    return service.events(services, session, user, job_id, type)
+
+
+@router.post("/{job_id}/event", summary="Record an ERROR event (send_error)")
+def post_event(job_id: str, body: ErrorEventIn, user: CurrentUser, session: DbSession, services: ServicesDep) -> Response:
+    service.add_error_event(services, session, user, job_id, body)
+    return Response(status_code=200)
+
+
+@router.patch("/{job_id}/sub_status", summary="Set the running job's sub-status (update_status)")
+def patch_sub_status(
+    job_id: str,
+    user: CurrentUser,
+    session: DbSession,
+    services: ServicesDep,
+    sub_status: Annotated[str | None, Form(max_length=64)] = None,
+) -> dict[str, Any]:
+    out = service.set_sub_status(services, session, user, job_id, sub_status)
+    return {"job": out.model_dump(include={"id", "status", "program", "created", "sub_status"})}
+
+
+@router.get("/{job_id}/runtime_jobs", summary="IBM Runtime jobs the program started")
+def get_runtime_jobs(job_id: str, user: CurrentUser, session: DbSession) -> dict[str, Any]:
+    return {"runtime_jobs": service.runtime_jobs(session, user, job_id)}
+
+
+@router.post("/{job_id}/runtime_jobs", summary="Associate an IBM Runtime job with this job")
+def post_runtime_job(job_id: str, body: RuntimeJobIn, user: CurrentUser, session: DbSession) -> dict[str, str]:
+    return {"message": service.add_runtime_job(session, user, job_id, body.runtime_job, body.runtime_session)}

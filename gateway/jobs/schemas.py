@@ -1,0 +1,66 @@
+"""Response and request shapes of the jobs API (API.md §2.8–2.14, §7)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class SubStatus(str, Enum):
+    MAPPING = "MAPPING"
+    OPTIMIZING_HARDWARE = "OPTIMIZING_HARDWARE"
+    WAITING_QPU = "WAITING_QPU"
+    EXECUTING_QPU = "EXECUTING_QPU"
+    POST_PROCESSING = "POST_PROCESSING"
+
+
+class ProgramRef(BaseModel):
+    id: str
+    title: str
+    provider: str | None
+
+
+class JobOut(BaseModel):
+    id: str
+    status: str
+    program: ProgramRef
+    created: str
+    sub_status: str | None
+    fleet_id: None = None
+    compute_profile: None = None
+    business_model: str = "SUBSIDIZED"
+    result: str | None = Field(default=None, description="Only with with_result=true, author only.")
+
+
+class JobPage(BaseModel):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[JobOut]
+
+
+class EventOut(BaseModel):
+    event_type: str
+    origin: str
+    context: str
+    created: str
+    data: dict[str, Any]
+
+
+class ErrorEventIn(BaseModel):
+    type: str = Field(max_length=32)
+    code: int | str
+    message: str = Field(max_length=100_000)
+    exception: str = Field(max_length=100_000)
+    args: Any = None
+
+
+class StopRequest(BaseModel):
+    service: str | None = Field(default=None, max_length=1_000_000)
+
+
+class RuntimeJobIn(BaseModel):
+    runtime_job: str = Field(min_length=1, max_length=255)
+    runtime_session: str | None = Field(default=None, max_length=255)

@@ -1,0 +1,339 @@
+"""Jobs: status from the flow run, results and logs from storage, events, sub-status and stop."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from prefect.client.schemas.objects import State
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from blocks import storage as layout
+from gateway import db, status
+from gateway.auth import Principal
+from gateway.context import Services
+from gateway.errors import ApiError, bad_request, not_found
+from gateway.jobs import logs as log_rules
+from gateway.jobs.schemas import ErrorEventIn, EventOut, JobOut, JobPage, ProgramRef, SubStatus
+from gateway.programs.service import function_missing
+
+ERROR = "ERROR"
+EVENT_TYPES = [ERROR]
+
+
+def job_missing(job_id: str) -> ApiError:
+    return not_found(f"Job [{job_id}] not found")
+
+
+def get_job(session: Session, user: Principal, job_id: str) -> db.Job:
+    """The caller's own job, or the same 404 whether it is missing or someone else's."""
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        raise job_missing(job_id) from None
+    job = session.get(db.Job, job_id)
+    if job is None or job.author != user.name:
+        raise job_missing(job_id)
+    return job
+
+
+def current_status(services: Services, job: db.Job) -> str:
+    state = services.orchestrator.state(job.flow_run_id)
+    return status.job_status(state.type if state else None)
+
+
+def job_out(job: db.Job, program: db.Program, state: State | None) -> JobOut:
+    job_status = status.job_status(state.type if state else None)
+    return JobOut(
+        id=job.id,
+        status=job_status,
+        program=ProgramRef(id=program.id, title=program.title, provider=program.provider),
+        created=db.iso(job.created),
+        sub_status=job.sub_status if job_status == status.RUNNING else None,
+        business_model="TRIAL" if job.trial else "SUBSIDIZED",
+    )
+
+
+def describe(services: Services, session: Session, job: db.Job, with_result: bool) -> JobOut:
+    program = session.get(db.Program, job.program_id)
+    assert program is not None
+    out = job_out(job, program, services.orchestrator.state(job.flow_run_id))
+    if with_result:
+        out.result = read_result(services, job, program)
+    return out
+
+
+def data_area(job: db.Job, program: db.Program) -> str:
+    return layout.user_area(job.author, program.provider, program.title if program.provider else None)
+
+
+def read_result(services: Services, job: db.Job, program: db.Program) -> str | None:
+    raw = services.storage.get_bytes(layout.results_file(data_area(job, program), job.id))
+    return raw.decode("utf-8", errors="replace") if raw is not None else None
+
+
+def result(services: Services, session: Session, user: Principal, job_id: str) -> str | None:
+    job = get_job(session, user, job_id)
+    program = session.get(db.Program, job.program_id)
+    assert program is not None
+    return read_result(services, job, program)
+
+
+def save_result(services: Services, session: Session, user: Principal, job_id: str, text: str) -> None:
+    """Legacy `POST /jobs/{id}/result/` of clients up to 0.32."""
+    job = get_job(session, user, job_id)
+    program = session.get(db.Program, job.program_id)
+    assert program is not None
+    services.storage.put_bytes(layout.results_file(data_area(job, program), job.id), text.encode())
+
+
+def _log_text(services: Services, job: db.Job) -> str | None:
+    tail = services.storage.read_tail(layout.job_logs(job.id), services.settings.logs_size_limit)
+    if tail is None:
+        return None
+    data, cut = tail
+    text = data.decode("utf-8", errors="replace")
+    if cut:
+        text = text.split("\n", 1)[1] if "\n" in text else text
+        limit = services.settings.logs_size_limit
+        text = f"[Logs exceeded maximum allowed size ({limit} bytes); oldest lines were dropped.]\n{text}"
+    return text
+
+
+def logs(services: Services, session: Session, user: Principal, job_id: str) -> str | None:
+    try:
+        job = get_job(session, user, job_id)
+    except ApiError:
+        raise ApiError(403, f"You don't have access to read user logs of the job [{job_id}]") from None
+    program = session.get(db.Program, job.program_id)
+    assert program is not None
+    text = _log_text(services, job)
+    return None if text is None else log_rules.user_logs(text, provider_job=program.provider is not None)
+
+
+def provider_logs(services: Services, session: Session, user: Principal, job_id: str) -> str | None:
+    denied = ApiError(403, f"You don't have access to job [{job_id}]")
+    try:
+        job = get_job(session, user, job_id)
+    except ApiError:
+        raise denied from None
+    program = session.get(db.Program, job.program_id)
+    if program is None or program.provider is None:
+        raise denied
+    text = _log_text(services, job)
+    return None if text is None else log_rules.provider_logs(text)
+
+
+def list_jobs(
+    services: Services,
+    session: Session,
+    user: Principal,
+    *,
+    limit: int,
+    offset: int,
+    job_status: str | None,
+    created_after: datetime | None,
+    function: str | None,
+    provider: str | None,
+    filter_: str | None,
+) -> tuple[int, list[JobOut]]:
+    query: Select[tuple[db.Job, db.Program]] = (
+        select(db.Job, db.Program).join(db.Program, db.Job.program_id == db.Program.id).where(db.Job.author == user.name)
+    )
+    if filter_ not in (None, "", "catalog", "serverless"):
+        raise bad_request("'filter' must be 'catalog' or 'serverless'.")
+    if filter_ == "catalog":
+        query = query.where(db.Program.provider.is_not(None))
+    elif filter_ == "serverless":
+        query = query.where(db.Program.provider.is_(None))
+    if created_after is not None:
+        query = query.where(db.Job.created >= created_after)
+    if provider:
+        query = query.where(db.Program.provider == provider)
+    if function:
+        known = select(func.count()).select_from(db.Program).where(db.Program.title == function)
+        if provider:
+            known = known.where(db.Program.provider == provider)
+        if not session.scalar(known):
+            raise function_missing(function)
+        query = query.where(db.Program.title == function)
+    query = query.order_by(db.Job.created.desc(), db.Job.id.desc())
+
+    if job_status:
+        rows = list(session.execute(query).tuples())
+        wanted = services.orchestrator.matching([job.flow_run_id for job, _ in rows], status.state_types(job_status))
+        rows = [(job, program) for job, program in rows if job.flow_run_id in wanted]
+        count = len(rows)
+        page = rows[offset : offset + limit] if limit else rows[offset:]
+    else:
+        count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        paged = query.offset(offset).limit(limit) if limit else query.offset(offset)
+        page = list(session.execute(paged).tuples())
+    states = services.orchestrator.states(job.flow_run_id for job, _ in page)
+    return count, [job_out(job, program, states.get(job.flow_run_id)) for job, program in page]
+
+
+def page_links(base_url: str, count: int, limit: int, offset: int) -> tuple[str | None, str | None]:
+    """Links carry only limit and offset, like the reference gateway's."""
+    following = f"{base_url}?limit={limit}&offset={offset + limit}" if limit and offset + limit < count else None
+    previous = f"{base_url}?limit={limit}&offset={max(0, offset - limit)}" if offset > 0 else None
+    return following, previous
+
+
+def page(base_url: str, count: int, items: list[JobOut], limit: int, offset: int) -> JobPage:
+    following, previous = page_links(base_url, count, limit, offset)
+    return JobPage(count=count, next=following, previous=previous, results=items)
+
+
+def _require_active(services: Services, job: db.Job, message: str) -> str:
+    current = current_status(services, job)
+    if current not in status.ACTIVE:
+        raise ApiError(403, message)
+    return current
+
+
+def add_error_event(services: Services, session: Session, user: Principal, job_id: str, body: ErrorEventIn) -> None:
+    job = get_job(session, user, job_id)
+    if body.type.upper() != ERROR:
+        raise bad_request(f"Type is not valid. Valid types: {EVENT_TYPES}")
+    _require_active(services, job, "You can create events on active jobs only")
+    data = {"code": str(body.code), "message": body.message.strip(), "exception": body.exception.strip(), "args": body.args}
+    session.add(db.JobEvent(job_id=job.id, event_type=ERROR, origin="API", context="SEND_ERROR", data=json.dumps(data)))
+    session.commit()
+
+
+def set_sub_status(services: Services, session: Session, user: Principal, job_id: str, value: str | None) -> JobOut:
+    job = get_job(session, user, job_id)
+    try:
+        sub_status = SubStatus(value).value if value is not None else None
+    except ValueError:
+        sub_status = None
+    if sub_status is None:
+        raise bad_request("'sub_status' not provided or is not valid")
+    _require_active(services, job, "You can update the sub status of active jobs only")
+    if job.sub_status != sub_status:
+        job.sub_status = sub_status
+        session.add(
+            db.JobEvent(
+                job_id=job.id,
+                event_type="SUB_STATUS_CHANGE",
+                origin="API",
+                context="SET_SUB_STATUS",
+                data=json.dumps({"sub_status": sub_status}),
+            )
+        )
+        session.commit()
+    return describe(services, session, job, with_result=False)
+
+
+def events(services: Services, session: Session, user: Principal, job_id: str, event_type: str | None) -> list[EventOut]:
+    job = get_job(session, user, job_id)
+    if event_type is not None and event_type.upper() not in EVENT_TYPES:
+        raise bad_request(f"Type is not valid. Valid types: {EVENT_TYPES}")
+    found: list[tuple[datetime, EventOut]] = []
+    if event_type is None:
+        found.extend(_status_events(services, job))
+    query = select(db.JobEvent).where(db.JobEvent.job_id == job.id)
+    if event_type is not None:
+        query = query.where(db.JobEvent.event_type == event_type.upper())
+    for row in session.scalars(query):
+        found.append(
+            (
+                row.created,
+                EventOut(
+                    event_type=row.event_type,
+                    origin=row.origin,
+                    context=row.context,
+                    created=db.iso(row.created),
+                    data=json.loads(row.data),
+                ),
+            )
+        )
+    found.sort(key=lambda pair: _aware(pair[0]), reverse=True)
+    return [event for _, event in found]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _status_events(services: Services, job: db.Job) -> list[tuple[datetime, EventOut]]:
+    """STATUS_CHANGE events derived from the flow run's state history (no second copy)."""
+    derived: list[tuple[datetime, EventOut]] = [
+        (job.created, EventOut(event_type="STATUS_CHANGE", origin="API", context="RUN_PROGRAM", created=db.iso(job.created), data={"status": status.QUEUED}))
+    ]
+    last = status.QUEUED
+    for state in sorted(services.orchestrator.history(job.flow_run_id), key=lambda item: item.timestamp):
+        mapped = status.job_status(state.type)
+        if mapped == last:
+            continue
+        last = mapped
+        context = "STOP_JOB" if mapped in (status.STOPPING, status.STOPPED) else "UPDATE_JOB_STATUS"
+        derived.append(
+            (
+                state.timestamp,
+                EventOut(
+                    event_type="STATUS_CHANGE",
+                    origin="SCHEDULER",
+                    context=context,
+                    created=db.iso(state.timestamp),
+                    data={"status": mapped},
+                ),
+            )
+        )
+    return derived
+
+
+def runtime_jobs(session: Session, user: Principal, job_id: str) -> list[dict[str, Any]]:
+    job = get_job(session, user, job_id)
+    rows = session.scalars(select(db.RuntimeJob).where(db.RuntimeJob.job_id == job.id))
+    return [{"runtime_job": row.runtime_job, "runtime_session": row.runtime_session} for row in rows]
+
+
+def add_runtime_job(session: Session, user: Principal, job_id: str, runtime_job: str, runtime_session: str | None) -> str:
+    job = get_job(session, user, job_id)
+    if session.get(db.RuntimeJob, runtime_job) is not None:
+        return f"Runtime job [{runtime_job}] is already associated with a serverless job."
+    session.add(db.RuntimeJob(runtime_job=runtime_job, job_id=job.id, runtime_session=runtime_session))
+    session.commit()
+    return f"RuntimeJob object [{runtime_job}] created for serverless job id [{job.id}]."
+
+
+def stop(services: Services, session: Session, user: Principal, job_id: str, service_text: str | None) -> str:
+    """Stop sentences as the reference gateway joins them (API.md §2.14)."""
+    job = get_job(session, user, job_id)
+    before = current_status(services, job)
+    sentences: list[str] = []
+    was_running = before in status.ACTIVE or before == status.STOPPING
+    if was_running:
+        services.orchestrator.stop(job.flow_run_id)
+        _wait_stopped(services, job)
+        sentences.append("Job has been stopped.")
+    else:
+        sentences.append("Job already in terminal state.")
+    has_runtime_jobs = session.scalar(select(func.count()).select_from(db.RuntimeJob).where(db.RuntimeJob.job_id == job.id))
+    if not service_text or service_text == "null":
+        sentences.append("QiskitRuntimeService not found, cannot stop runtime jobs.")
+    elif not has_runtime_jobs:
+        sentences.append("No active runtime job ID associated with this serverless job ID.")
+    else:
+        sentences.append("Runtime jobs cannot be reached from this gateway; they were left running.")
+    sentences.append(
+        "Serverless job was running and has been stopped." if was_running else "Serverless job was already not running."
+    )
+    if job.sub_status is not None:
+        job.sub_status = None
+        session.commit()
+    return " ".join(sentences)
+
+
+def _wait_stopped(services: Services, job: db.Job) -> None:
+    deadline = time.monotonic() + services.settings.stop_wait_seconds
+    while time.monotonic() < deadline:
+        if current_status(services, job) in status.TERMINAL:
+            return
+        time.sleep(0.1)

@@ -1,0 +1,93 @@
+"""The platform's one configuration object, read from `QS_*` environment variables.
+
+Every address is a setting so the same code runs embedded (the defaults) or
+distributed (pointed at an existing Prefect server, Ray cluster and bucket).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QS_", extra="ignore")
+
+    data_dir: Path = Field(default=REPO_ROOT / ".data", description="Root of everything the embedded stack keeps.")
+
+    # Prefect
+    prefect_api_url: str | None = Field(
+        default=None, description="URL of an existing Prefect API; unset starts an embedded server."
+    )
+    prefect_host: str = "127.0.0.1"
+    prefect_port: int = 4200
+    work_pool: str = Field(default="qiskit-serverless", description="Prefect work pool of program deployments.")
+
+    # Ray
+    ray_address: str | None = Field(default=None, description="host:port of an existing Ray cluster; unset starts one.")
+    ray_port: int = Field(default=6390, description="GCS port of the embedded Ray head (6379 is Redis's).")
+    ray_dashboard_port: int = 8265
+    ray_num_cpus: int = Field(
+        default=8, description="Logical CPUs of the embedded Ray head: the number of jobs that run at once."
+    )
+    job_num_cpus: float = Field(default=1.0, description="Ray CPUs reserved by one job's executor task.")
+
+    # Storage
+    storage_url: str | None = Field(default=None, description="fsspec URL of the storage root; default file://<data_dir>/storage.")
+
+    # Gateway
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(
+        default=None, description="Gateway URL as programs on Ray workers reach it (ENV_JOB_GATEWAY_HOST)."
+    )
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/gateway.db.")
+    dev_user: str | None = Field(default=None, description="Seed this user at start (development).")
+    dev_token: str | None = Field(default=None, description="Token of the seeded dev user (stored hashed).")
+
+    # Limits
+    max_artifact_bytes: int = 50 * 1024 * 1024
+    max_arguments_bytes: int = 1024 * 1024
+    max_request_bytes: int = 60 * 1024 * 1024
+    logs_size_limit: int = Field(default=50 * 1024 * 1024, description="Bytes of job log kept (the tail).")
+    stop_wait_seconds: float = Field(default=5.0, description="How long /stop/ waits for the job to be STOPPED.")
+
+    # Program runtime
+    runtime_python: Path = Field(
+        default=REPO_ROOT / ".venv-runtime" / "bin" / "python", description="Interpreter that runs programs."
+    )
+    scratch_dir: Path | None = Field(default=None, description="Where jobs unpack; default <data_dir>/scratch.")
+
+    @property
+    def prefect_url(self) -> str:
+        return self.prefect_api_url or f"http://{self.prefect_host}:{self.prefect_port}/api"
+
+    @property
+    def ray_cluster(self) -> str:
+        return self.ray_address or f"127.0.0.1:{self.ray_port}"
+
+    @property
+    def storage_root(self) -> str:
+        return self.storage_url or f"file://{(self.data_dir / 'storage').resolve()}"
+
+    @property
+    def gateway_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+
+    @property
+    def scratch(self) -> Path:
+        return (self.scratch_dir or self.data_dir / "scratch").resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,44 @@
+"""Probes and version, served both under /api/v1 and at the root, without auth."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from gateway.context import ServicesDep
+
+router = APIRouter(tags=["system"])
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("qiskit-serverless-prefect")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+@router.get("/liveness", summary="The gateway process is up")
+def liveness() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@router.get("/readiness", summary="Ready when Prefect, Ray and storage all answer")
+def readiness(services: ServicesDep) -> JSONResponse:
+    checks = {"prefect": _check(services.orchestrator.healthy), "storage": _check(services.storage.ping), "ray": _check(services.ray_alive)}
+    ready = all(checks.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get("/version", summary="Gateway version")
+def version() -> dict[str, str]:
+    return {"version": _version()}
+
+
+def _check(probe) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        result = probe()
+    except Exception:
+        return False
+    return result is not False
