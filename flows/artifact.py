@@ -38,6 +38,9 @@ def check_members(archive: tarfile.TarFile, destination: Path) -> list[tarfile.T
     checked: list[tarfile.TarInfo] = []
     total = 0
     for member in archive.getmembers():
+        if member.name.startswith("/"):
+            # The data filter would only strip the slash; an absolute name is refused outright.
+            raise ArtifactError(f"Unsafe artifact member '{member.name}': absolute path.")
         try:
             safe = tarfile.data_filter(member, str(destination))
         except tarfile.FilterError as error:
