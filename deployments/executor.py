@@ -16,7 +16,8 @@ import os
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 from uuid import UUID
 
 import ray
@@ -30,10 +31,12 @@ from prefect.client.schemas.filters import (
     WorkPoolFilterName,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.flow_engine import run_flow
 from prefect.states import Cancelled, Pending
+from prefect.types._datetime import DateTime, now
 
 from deployments.program_deployment import ensure_work_pool, platform_env
 from flows import cancellation
@@ -74,8 +77,8 @@ class Executor:
                 flow_run = await client.read_flow_run(flow_run_id)
                 if flow_run.work_pool_name != self.settings.work_pool or not _is_due(flow_run):
                     raise LookupError
-                result = await client.set_flow_run_state(flow_run_id, Pending())
-                if result.status.value != "ACCEPT":
+                claimed: OrchestrationResult[Any] = await client.set_flow_run_state(flow_run_id, Pending())
+                if claimed.status != SetStateStatus.ACCEPT:
                     raise LookupError
                 flow_run = await client.read_flow_run(flow_run_id)
         except LookupError:
@@ -137,7 +140,7 @@ class Executor:
                     runs = await client.read_flow_runs(
                         flow_run_filter=FlowRunFilter(
                             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-                            expected_start_time=FlowRunFilterExpectedStartTime(before_=datetime.now(timezone.utc)),
+                            expected_start_time=FlowRunFilterExpectedStartTime(before_=cast(DateTime, now("UTC"))),
                         ),
                         work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self.settings.work_pool])),
                         limit=50,
@@ -157,7 +160,7 @@ class Executor:
                 log.exception("poll failed")
             try:
                 await asyncio.wait_for(self.stopping.wait(), timeout=POLL_SECONDS)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def serve(self) -> None:
@@ -181,7 +184,7 @@ def _is_due(flow_run: FlowRun) -> bool:
     if flow_run.state is None or flow_run.state.type != StateType.SCHEDULED:
         return False
     start = flow_run.expected_start_time
-    return start is None or start <= datetime.now(timezone.utc) + timedelta(seconds=1)
+    return start is None or start <= datetime.now(UTC) + timedelta(seconds=1)
 
 
 def main() -> None:

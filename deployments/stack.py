@@ -58,8 +58,19 @@ class Stack:
         if settings.prefect_api_url is None:
             self._spawn(
                 "prefect",
-                [str(BIN / "prefect"), "server", "start", "--host", settings.prefect_host, "--port", str(settings.prefect_port)],
-                {"PREFECT_HOME": str((settings.data_dir / "prefect").resolve()), "PREFECT_UI_API_URL": settings.prefect_url},
+                [
+                    str(BIN / "prefect"),
+                    "server",
+                    "start",
+                    "--host",
+                    settings.prefect_host,
+                    "--port",
+                    str(settings.prefect_port),
+                ],
+                {
+                    "PREFECT_HOME": str((settings.data_dir / "prefect").resolve()),
+                    "PREFECT_UI_API_URL": settings.prefect_url,
+                },
             )
         self._wait("prefect", lambda: _http_ok(settings.prefect_url + "/health"), 90)
         if settings.ray_address is None:

@@ -24,11 +24,7 @@ class ArtifactError(ValueError):
 def normalize_entrypoint(entrypoint: str) -> str:
     """A relative `.py` path inside the artifact, or ArtifactError."""
     path = posixpath.normpath(entrypoint.strip())
-    if (
-        not ENTRYPOINT_PATTERN.match(path)
-        or path.startswith("/")
-        or any(part == ".." for part in path.split("/"))
-    ):
+    if not ENTRYPOINT_PATTERN.match(path) or path.startswith("/") or any(part == ".." for part in path.split("/")):
         raise ArtifactError(f"Invalid entrypoint '{entrypoint}': expected a relative path to a .py file.")
     return path
 

@@ -7,13 +7,15 @@ its stdout and stderr are one ordered stream.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
 import subprocess
 import time
 import traceback
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from blocks.storage import Storage
 from flows.artifact import extract_artifact
@@ -25,6 +27,37 @@ REMOTE_FLUSH_SECONDS = 0.5
 PASSED_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
 
 
+class PrefectLogMirror:
+    """Copies the first `max_lines` lines of program output to the flow run's Prefect logs (for the UI).
+
+    The job log in storage stays the source of truth for the API; this is a view.
+    """
+
+    def __init__(self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger], max_lines: int) -> None:
+        self.logger = logger
+        self.max_lines = max_lines
+        self.sent = 0
+        self.pending = b""
+
+    def feed(self, data: bytes) -> None:
+        self.pending += data
+        *lines, self.pending = self.pending.split(b"\n")
+        for line in lines:
+            self._emit(line)
+
+    def close(self) -> None:
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = b""
+
+    def _emit(self, line: bytes) -> None:
+        if self.sent < self.max_lines:
+            self.logger.info(line.decode("utf-8", errors="replace"))
+        elif self.sent == self.max_lines:
+            self.logger.warning("Further program output is only in the job's log (GET /api/v1/jobs/{id}/logs/).")
+        self.sent += 1
+
+
 class LogSink:
     """Appends program output to the job's log key, live.
 
@@ -33,8 +66,11 @@ class LogSink:
     uploaded whole every REMOTE_FLUSH_SECONDS and at close.
     """
 
-    def __init__(self, storage: Storage, key: str, scratch_file: Path, size_limit: int) -> None:
+    def __init__(
+        self, storage: Storage, key: str, scratch_file: Path, size_limit: int, mirror: PrefectLogMirror | None = None
+    ) -> None:
         self.storage = storage
+        self.mirror = mirror
         self.key = key
         self.size_limit = size_limit
         local = storage.local_path(key)
@@ -46,6 +82,8 @@ class LogSink:
     def write(self, data: bytes) -> None:
         self.handle.write(data)
         self.handle.flush()
+        if self.mirror is not None:
+            self.mirror.feed(data)
         if not self.storage.is_local and time.monotonic() - self.last_upload > REMOTE_FLUSH_SECONDS:
             self._upload()
 
@@ -55,6 +93,8 @@ class LogSink:
 
     def close(self) -> None:
         self.handle.close()
+        if self.mirror is not None:
+            self.mirror.close()
         self._cap()
         if not self.storage.is_local:
             self._upload()
@@ -92,10 +132,12 @@ def program_environment(spec: JobSpec, data_dir: Path, settings: Settings) -> di
     return env
 
 
-def run_program_process(spec: JobSpec, storage: Storage, settings: Settings) -> int:
+def run_program_process(
+    spec: JobSpec, storage: Storage, settings: Settings, mirror: PrefectLogMirror | None = None
+) -> int:
     """Run the program to its end; returns its exit code. Output is persisted before returning."""
     workdir = settings.scratch / spec.job_id
-    sink = LogSink(storage, spec.logs_key, workdir / "logs.txt", settings.logs_size_limit)
+    sink = LogSink(storage, spec.logs_key, workdir / "logs.txt", settings.logs_size_limit, mirror)
     try:
         return _run(spec, storage, settings, workdir, sink)
     except Exception:
@@ -130,7 +172,7 @@ def _run(spec: JobSpec, storage: Storage, settings: Settings, workdir: Path, sin
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    assert process.stdout is not None
-    while chunk := process.stdout.read1(CHUNK_BYTES):
+    output = cast(io.BufferedReader, process.stdout)
+    while chunk := output.read1(CHUNK_BYTES):
         sink.write(chunk)
     return process.wait()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from prefect import flow, task
+from typing import cast
+
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from prefect.states import Cancelled, State
 from prefect_ray.context import remote_options
-from prefect_ray.task_runners import RayTaskRunner
+from prefect_ray.task_runners import PrefectRayFuture, RayTaskRunner
 
 from blocks.storage import Storage
 from flows import cancellation
 from flows.job_spec import JobSpec
-from flows.program_process import run_program_process
+from flows.program_process import PrefectLogMirror, run_program_process
 from gateway.settings import get_settings
 
 STOPPED_MESSAGE = "Job stopped by request."
@@ -27,7 +29,8 @@ def execute_program(job_id: str) -> int:
     settings = get_settings()
     storage = Storage(settings.storage_root)
     spec = JobSpec.load(storage, job_id)
-    return run_program_process(spec, storage, settings)
+    mirror = PrefectLogMirror(get_run_logger(), settings.prefect_log_lines)
+    return run_program_process(spec, storage, settings, mirror)
 
 
 @flow(
@@ -40,7 +43,7 @@ def run_program(job_id: str) -> State | None:
     """Run a job's program to its end: exit 0 completes, anything else fails, a stop cancels."""
     flow_run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
     with remote_options(num_cpus=get_settings().job_num_cpus):
-        future = execute_program.submit(job_id)
+        future = cast(PrefectRayFuture[int], execute_program.submit(job_id))
     cancellation.register(flow_run_id, future.wrapped_future)
     try:
         exit_code = future.result()

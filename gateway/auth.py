@@ -1,7 +1,8 @@
 """Bearer-token authentication. Tokens are stored as SHA-256 digests and never logged or echoed.
 
-A token is either a user's own or a running job's callback token; the latter acts
-as the job's author (the program calls back as the user who ran it).
+A token is either a user's own or a job's callback token; the latter acts as the
+job's author (the program calls back as the user who ran it) and only while the
+job is active, so a leaked job token dies with its job.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway import db
+from gateway.context import Services, ServicesDep
 from gateway.errors import ApiError
+from gateway.status import ACTIVE, job_status
 
 CHANNELS = {"local", "ibm_cloud", "ibm_quantum_platform"}
 
@@ -54,6 +57,7 @@ def _bearer(authorization: str | None) -> str:
 
 def authenticate(
     session: Annotated[Session, Depends(db.session)],
+    services: ServicesDep,
     authorization: Annotated[str | None, Header()] = None,
     service_channel: Annotated[str | None, Header()] = None,
 ) -> Principal:
@@ -64,9 +68,14 @@ def authenticate(
     if user is not None:
         return Principal(user.name)
     job = session.scalar(select(db.Job).where(db.Job.token_hash == digest))
-    if job is not None:
+    if job is not None and _job_is_active(services, job.flow_run_id):
         return Principal(job.author, job_id=job.id)
     raise ApiError(401, "Invalid token.")
+
+
+def _job_is_active(services: Services, flow_run_id: str) -> bool:
+    state = services.orchestrator.state(flow_run_id)
+    return job_status(state.type if state else None) in ACTIVE
 
 
 CurrentUser = Annotated[Principal, Depends(authenticate)]

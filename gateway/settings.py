@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     job_num_cpus: float = Field(default=1.0, description="Ray CPUs reserved by one job's executor task.")
 
     # Storage
-    storage_url: str | None = Field(default=None, description="fsspec URL of the storage root; default file://<data_dir>/storage.")
+    storage_url: str | None = Field(
+        default=None, description="fsspec URL of the storage root; default file://<data_dir>/storage."
+    )
 
     # Gateway
     host: str = "127.0.0.1"
@@ -46,7 +48,9 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="Gateway URL as programs on Ray workers reach it (ENV_JOB_GATEWAY_HOST)."
     )
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/gateway.db.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/gateway.db."
+    )
     dev_user: str | None = Field(default=None, description="Seed this user at start (development).")
     dev_token: str | None = Field(default=None, description="Token of the seeded dev user (stored hashed).")
 
@@ -55,6 +59,7 @@ class Settings(BaseSettings):
     max_arguments_bytes: int = 1024 * 1024
     max_request_bytes: int = 60 * 1024 * 1024
     logs_size_limit: int = Field(default=50 * 1024 * 1024, description="Bytes of job log kept (the tail).")
+    prefect_log_lines: int = Field(default=10_000, description="Program output lines copied to the Prefect UI per job.")
     stop_wait_seconds: float = Field(default=5.0, description="How long /stop/ waits for the job to be STOPPED.")
 
     # Program runtime

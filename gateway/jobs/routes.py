@@ -14,7 +14,7 @@ from gateway.jobs import service
 from gateway.jobs.schemas import ErrorEventIn, EventOut, JobOut, JobPage, RuntimeJobIn, StopRequest
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-NO_CONTENT = {204: {"description": "Nothing stored yet."}}
+NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Nothing stored yet."}}
 
 
 @router.get("", response_model=JobPage, summary="The caller's jobs, newest first")
@@ -102,7 +102,9 @@ def get_events(
 
 
 @router.post("/{job_id}/event", summary="Record an ERROR event (send_error)")
-def post_event(job_id: str, body: ErrorEventIn, user: CurrentUser, session: DbSession, services: ServicesDep) -> Response:
+def post_event(
+    job_id: str, body: ErrorEventIn, user: CurrentUser, session: DbSession, services: ServicesDep
+) -> Response:
     service.add_error_event(services, session, user, job_id, body)
     return Response(status_code=200)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 
-class SubStatus(str, Enum):
+class SubStatus(StrEnum):
     MAPPING = "MAPPING"
     OPTIMIZING_HARDWARE = "OPTIMIZING_HARDWARE"
     WAITING_QPU = "WAITING_QPU"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect.client.schemas.objects import State
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from blocks import storage as layout
@@ -141,8 +141,10 @@ def list_jobs(
     provider: str | None,
     filter_: str | None,
 ) -> tuple[int, list[JobOut]]:
-    query: Select[tuple[db.Job, db.Program]] = (
-        select(db.Job, db.Program).join(db.Program, db.Job.program_id == db.Program.id).where(db.Job.author == user.name)
+    query = (
+        select(db.Job, db.Program)
+        .join(db.Program, db.Job.program_id == db.Program.id)
+        .where(db.Job.author == user.name)
     )
     if filter_ not in (None, "", "catalog", "serverless"):
         raise bad_request("'filter' must be 'catalog' or 'serverless'.")
@@ -201,7 +203,12 @@ def add_error_event(services: Services, session: Session, user: Principal, job_i
     if body.type.upper() != ERROR:
         raise bad_request(f"Type is not valid. Valid types: {EVENT_TYPES}")
     _require_active(services, job, "You can create events on active jobs only")
-    data = {"code": str(body.code), "message": body.message.strip(), "exception": body.exception.strip(), "args": body.args}
+    data = {
+        "code": str(body.code),
+        "message": body.message.strip(),
+        "exception": body.exception.strip(),
+        "args": body.args,
+    }
     session.add(db.JobEvent(job_id=job.id, event_type=ERROR, origin="API", context="SEND_ERROR", data=json.dumps(data)))
     session.commit()
 
@@ -230,7 +237,9 @@ def set_sub_status(services: Services, session: Session, user: Principal, job_id
     return describe(services, session, job, with_result=False)
 
 
-def events(services: Services, session: Session, user: Principal, job_id: str, event_type: str | None) -> list[EventOut]:
+def events(
+    services: Services, session: Session, user: Principal, job_id: str, event_type: str | None
+) -> list[EventOut]:
     job = get_job(session, user, job_id)
     if event_type is not None and event_type.upper() not in EVENT_TYPES:
         raise bad_request(f"Type is not valid. Valid types: {EVENT_TYPES}")
@@ -258,13 +267,22 @@ def events(services: Services, session: Session, user: Principal, job_id: str, e
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _status_events(services: Services, job: db.Job) -> list[tuple[datetime, EventOut]]:
     """STATUS_CHANGE events derived from the flow run's state history (no second copy)."""
     derived: list[tuple[datetime, EventOut]] = [
-        (job.created, EventOut(event_type="STATUS_CHANGE", origin="API", context="RUN_PROGRAM", created=db.iso(job.created), data={"status": status.QUEUED}))
+        (
+            job.created,
+            EventOut(
+                event_type="STATUS_CHANGE",
+                origin="API",
+                context="RUN_PROGRAM",
+                created=db.iso(job.created),
+                data={"status": status.QUEUED},
+            ),
+        )
     ]
     last = status.QUEUED
     for state in sorted(services.orchestrator.history(job.flow_run_id), key=lambda item: item.timestamp):
@@ -294,7 +312,9 @@ def runtime_jobs(session: Session, user: Principal, job_id: str) -> list[dict[st
     return [{"runtime_job": row.runtime_job, "runtime_session": row.runtime_session} for row in rows]
 
 
-def add_runtime_job(session: Session, user: Principal, job_id: str, runtime_job: str, runtime_session: str | None) -> str:
+def add_runtime_job(
+    session: Session, user: Principal, job_id: str, runtime_job: str, runtime_session: str | None
+) -> str:
     job = get_job(session, user, job_id)
     if session.get(db.RuntimeJob, runtime_job) is not None:
         return f"Runtime job [{runtime_job}] is already associated with a serverless job."
@@ -315,7 +335,9 @@ def stop(services: Services, session: Session, user: Principal, job_id: str, ser
         sentences.append("Job has been stopped.")
     else:
         sentences.append("Job already in terminal state.")
-    has_runtime_jobs = session.scalar(select(func.count()).select_from(db.RuntimeJob).where(db.RuntimeJob.job_id == job.id))
+    has_runtime_jobs = session.scalar(
+        select(func.count()).select_from(db.RuntimeJob).where(db.RuntimeJob.job_id == job.id)
+    )
     if not service_text or service_text == "null":
         sentences.append("QiskitRuntimeService not found, cannot stop runtime jobs.")
     elif not has_runtime_jobs:

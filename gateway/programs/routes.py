@@ -72,7 +72,9 @@ def get_by_title(
 
 
 @router.post("/validate_arguments", summary="Check arguments against the function's schema")
-def validate_arguments(body: ValidateRequest, user: CurrentUser, session: DbSession, services: ServicesDep) -> dict[str, bool]:
+def validate_arguments(
+    body: ValidateRequest, user: CurrentUser, session: DbSession, services: ServicesDep
+) -> dict[str, bool]:
     program = service.find_program(session, user, body.title, body.provider)
     arguments = service.parse_arguments(body.arguments, services.settings.max_arguments_bytes)
     service.validate_against_schema(program, arguments)

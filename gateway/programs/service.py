@@ -93,7 +93,7 @@ def normalize_dependencies(text: str) -> str:
     normalized: list[str] = []
     for entry in entries:
         if isinstance(entry, dict) and len(entry) == 1:
-            (name, version), = entry.items()
+            ((name, version),) = entry.items()
             entry = f"{name}=={version}"
         if not isinstance(entry, str) or not entry.strip() or entry.count("==") > 1:
             raise bad_request("'dependencies' needs one fixed version using the '==' operator.")
@@ -129,7 +129,12 @@ def normalize_schema(text: str) -> str | None:
 
 
 def upload(
-    services: Services, session: Session, user: Principal, form: UploadForm, artifact: IO[bytes] | None, artifact_size: int | None
+    services: Services,
+    session: Session,
+    user: Principal,
+    form: UploadForm,
+    artifact: IO[bytes] | None,
+    artifact_size: int | None,
 ) -> db.Program:
     title = TITLE_UNSAFE.sub("", form.title)[:255]
     provider, title = split_title(title, form.provider)
@@ -168,7 +173,9 @@ def upload(
         changes["default_size"] = form.default_size
 
     program = session.scalar(
-        select(db.Program).where(db.Program.author == user.name, db.Program.title == title, db.Program.provider.is_(None))
+        select(db.Program).where(
+            db.Program.author == user.name, db.Program.title == title, db.Program.provider.is_(None)
+        )
     )
     entrypoint = changes.get("entrypoint") or (program.entrypoint if program else None)
     if entrypoint is None:
@@ -261,9 +268,15 @@ def run(
     storage.copy(program.artifact, spec.artifact_key)  # per-job snapshot: a re-upload never changes a queued job
     spec.save(storage)
     flow_run_id = services.orchestrator.start_job(
-        deployment_id=program.deployment_id, job_id=job_id, owner=user.name, title=program.title, provider=program.provider
+        deployment_id=program.deployment_id,
+        job_id=job_id,
+        owner=user.name,
+        title=program.title,
+        provider=program.provider,
     )
-    job = db.Job(id=job_id, author=user.name, program_id=program.id, flow_run_id=flow_run_id, token_hash=hash_token(token))
+    job = db.Job(
+        id=job_id, author=user.name, program_id=program.id, flow_run_id=flow_run_id, token_hash=hash_token(token)
+    )
     session.add(job)
     session.commit()
     return JobCreated(

@@ -26,9 +26,15 @@ def liveness() -> dict[str, str]:
 
 @router.get("/readiness", summary="Ready when Prefect, Ray and storage all answer")
 def readiness(services: ServicesDep) -> JSONResponse:
-    checks = {"prefect": _check(services.orchestrator.healthy), "storage": _check(services.storage.ping), "ray": _check(services.ray_alive)}
+    checks = {
+        "prefect": _check(services.orchestrator.healthy),
+        "storage": _check(services.storage.ping),
+        "ray": _check(services.ray_alive),
+    }
     ready = all(checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )
 
 
 @router.get("/version", summary="Gateway version")

@@ -6,9 +6,6 @@ These tests run in the runtime environment (.venv-runtime), where the client liv
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,11 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 from qiskit_serverless import QiskitFunction, ServerlessClient
+from stack_process import add_user, running_stack
 
 # Well-formed but fake: the client's stop() then fails to build a runtime service offline and sends "null".
 INSTANCE = "crn:v1:bluemix:public:quantum-computing:us-east:a/0000:1111::"
-ROOT = Path(__file__).resolve().parents[2]
-PLATFORM_PYTHON = ROOT / ".venv" / "bin" / "python"
 PROGRAMS = Path(__file__).parent / "programs"
 TERMINAL = {"DONE", "ERROR", "CANCELED"}
 
@@ -35,7 +31,12 @@ class Stack:
         return ServerlessClient(host=self.url, token=token, instance=INSTANCE, channel="ibm_quantum_platform")
 
     def request(
-        self, method: str, path: str, token: str | None = "awesome_token", headers: dict[str, str] | None = None, **kwargs: object
+        self,
+        method: str,
+        path: str,
+        token: str | None = "awesome_token",
+        headers: dict[str, str] | None = None,
+        **kwargs: object,
     ) -> requests.Response:
         merged = {**_auth(token), **(headers or {})}
         return requests.request(method, f"{self.url}{path}", headers=merged, timeout=60, **kwargs)  # type: ignore[arg-type]
@@ -56,48 +57,10 @@ def _auth(token: str | None) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # Ports outside Ray's worker port range (10002-19999).
     data_dir = tmp_path_factory.mktemp("stack")
-    env = {
-        **os.environ,
-        "QS_DATA_DIR": str(data_dir),
-        "QS_PORT": "28000",
-        "QS_PREFECT_PORT": "24200",
-        "QS_RAY_PORT": "26390",
-        "QS_RAY_DASHBOARD_PORT": "28265",
-        "QS_DEV_USER": "mockuser",
-        "QS_DEV_TOKEN": "awesome_token",
-    }
-    env.pop("QS_PREFECT_API_URL", None)
-    env.pop("QS_RAY_ADDRESS", None)
-    log = open(data_dir / "stack.out", "wb")
-    process = subprocess.Popen(
-        [str(PLATFORM_PYTHON), "-m", "deployments.stack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = "http://127.0.0.1:28000"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (data_dir / "stack.out").read_text()
-        try:
-            if requests.get(f"{url}/readiness/", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    else:
-        pytest.fail("stack did not become ready:\n" + (data_dir / "stack.out").read_text())
-    subprocess.run(
-        [str(PLATFORM_PYTHON), "-m", "gateway.users", "add", "otheruser", "--token", "other_token"],
-        cwd=ROOT, env=env, check=True, capture_output=True,
-    )  # fmt: skip
-    try:
+    with running_stack(data_dir) as url:
+        add_user(data_dir, "otheruser", "other_token")
         yield Stack(url=url, data_dir=data_dir)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +69,9 @@ def client(stack: Stack) -> ServerlessClient:
 
 
 def upload(client: ServerlessClient, title: str, program_dir: str, entrypoint: str = "main.py") -> QiskitFunction:
-    function = client.upload(QiskitFunction(title=title, entrypoint=entrypoint, working_dir=str(PROGRAMS / program_dir)))
+    function = client.upload(
+        QiskitFunction(title=title, entrypoint=entrypoint, working_dir=str(PROGRAMS / program_dir))
+    )
     assert function is not None
     return function
 

@@ -92,9 +92,13 @@ def test_bad_requests_are_clear_4xx(stack: Stack) -> None:
     }
     assert_message(stack.post("/api/v1/programs/run/", json={"title": "victim", "arguments": "not json"}), 400)
     assert_message(stack.post("/api/v1/programs/run/", json={"arguments": "{}"}), 400)
-    assert_message(stack.post("/api/v1/programs/run/", data=b"{broken", headers={"Content-Type": "application/json"}), 400)
+    assert_message(
+        stack.post("/api/v1/programs/run/", data=b"{broken", headers={"Content-Type": "application/json"}), 400
+    )
     config = {"workers": 99}
-    assert_message(stack.post("/api/v1/programs/run/", json={"title": "victim", "arguments": "{}", "config": config}), 400)
+    assert_message(
+        stack.post("/api/v1/programs/run/", json={"title": "victim", "arguments": "{}", "config": config}), 400
+    )
     huge = "x" * (61 * 1024 * 1024)
     assert_message(stack.post("/api/v1/programs/run/", data=huge, headers={"Content-Type": "application/json"}), 413)
     big_arguments = '{"a": "' + "x" * (1024 * 1024) + '"}'

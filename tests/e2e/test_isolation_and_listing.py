@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import TERMINAL, Stack, upload, wait_for
@@ -39,7 +39,7 @@ def test_other_user_gets_404_on_everything(stack: Stack, finished_job) -> None: 
 
 
 def test_list_filters_and_pagination(stack: Stack, client: ServerlessClient) -> None:
-    marker = datetime.now(timezone.utc) - timedelta(seconds=1)
+    marker = datetime.now(UTC) - timedelta(seconds=1)
     function = upload(client, "listed", "hello")
     jobs = [function.run(name=str(index)) for index in range(3)]
     for job in jobs:
@@ -60,7 +60,7 @@ def test_list_filters_and_pagination(stack: Stack, client: ServerlessClient) -> 
     assert client.jobs(function, status="ERROR") == []
     recent = client.jobs(created_after=str(marker), limit=0)
     assert {job.job_id for job in jobs} <= {job.job_id for job in recent}
-    future = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert stack.get("/api/v1/jobs/", params={"created_after": future}).json()["count"] == 0
 
     unknown = stack.get("/api/v1/jobs/", params={"function": "no-such-function"})

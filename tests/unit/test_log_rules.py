@@ -4,9 +4,7 @@ TEXT = "plain\n[PUBLIC] INFO: for users\n[private] INFO: for providers\n[Public]
 
 
 def test_user_job_shows_every_line_without_prefixes() -> None:
-    assert logs.user_logs(TEXT, provider_job=False) == (
-        "plain\nINFO: for users\nINFO: for providers\ntight\nlast\n"
-    )
+    assert logs.user_logs(TEXT, provider_job=False) == ("plain\nINFO: for users\nINFO: for providers\ntight\nlast\n")
 
 
 def test_provider_job_shows_users_only_public_lines() -> None:

@@ -1,8 +1,7 @@
 import time
 
-from qiskit_serverless import get_arguments, get_logger, get_provider_logger, save_result
-
 from lib.bell import counts_of
+from qiskit_serverless import get_arguments, get_logger, get_provider_logger, save_result
 
 arguments = get_arguments()
 circuit = arguments["circuit"]

@@ -1,0 +1,73 @@
+"""Start the whole stack as `make run` does, on chosen ports and a chosen data directory.
+
+Shared by the end-to-end tests and the benchmarks; standard library and requests only,
+since it runs in the runtime environment where the client lives.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PLATFORM_PYTHON = ROOT / ".venv" / "bin" / "python"
+
+# Ports outside Ray's worker port range (10002-19999) and away from `make run`'s defaults.
+TEST_PORTS = {"QS_PORT": "28000", "QS_PREFECT_PORT": "24200", "QS_RAY_PORT": "26390", "QS_RAY_DASHBOARD_PORT": "28265"}
+
+
+def stack_env(data_dir: Path, ports: dict[str, str] = TEST_PORTS) -> dict[str, str]:
+    env = {
+        **os.environ,
+        **ports,
+        "QS_DATA_DIR": str(data_dir),
+        "QS_DEV_USER": "mockuser",
+        "QS_DEV_TOKEN": "awesome_token",
+    }
+    for external in ("QS_PREFECT_API_URL", "QS_RAY_ADDRESS", "QS_STORAGE_URL", "QS_DATABASE_URL", "QS_PUBLIC_URL"):
+        env.pop(external, None)
+    return env
+
+
+@contextmanager
+def running_stack(data_dir: Path, ports: dict[str, str] = TEST_PORTS, timeout: float = 240) -> Iterator[str]:
+    """Yield the gateway URL once /readiness answers 200; stop every process afterwards."""
+    env = stack_env(data_dir, ports)
+    output = data_dir / "stack.out"
+    with open(output, "wb") as log:
+        process = subprocess.Popen(
+            [str(PLATFORM_PYTHON), "-m", "deployments.stack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{ports['QS_PORT']}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("stack did not become ready:\n" + output.read_text())
+            try:
+                if requests.get(f"{url}/readiness/", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def add_user(data_dir: Path, name: str, token: str, ports: dict[str, str] = TEST_PORTS) -> None:
+    subprocess.run(
+        [str(PLATFORM_PYTHON), "-m", "gateway.users", "add", name, "--token", token],
+        cwd=ROOT, env=stack_env(data_dir, ports), check=True, capture_output=True,
+    )  # fmt: skip
