@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -40,12 +41,15 @@ from prefect.types._datetime import DateTime, now
 
 from deployments.program_deployment import ensure_work_pool, platform_env
 from flows import cancellation
+from flows.program_process import warm_up
 from flows.run_program import run_program
 from gateway.settings import Settings, get_settings
 
 log = logging.getLogger("qiskit_serverless.executor")
 
 POLL_SECONDS = 2.0
+HEARTBEAT_SECONDS = 10.0
+WARM_WORKERS = 2
 
 
 class Executor:
@@ -64,6 +68,26 @@ class Executor:
             log_to_driver=False,
             logging_level=logging.WARNING,
         )
+        warm = ray.remote(warm_up).options(num_cpus=self.settings.job_num_cpus)
+        ray.get([warm.remote() for _ in range(WARM_WORKERS)])
+
+    async def heartbeat(self) -> None:
+        """Mark the work pool READY in Prefect (the gateway's readiness asks for it)."""
+        name = f"executor-{socket.gethostname()}-{os.getpid()}"
+        while not self.stopping.is_set():
+            try:
+                async with get_client() as client:
+                    await client.send_worker_heartbeat(
+                        work_pool_name=self.settings.work_pool,
+                        worker_name=name,
+                        heartbeat_interval_seconds=HEARTBEAT_SECONDS,
+                    )
+            except Exception:
+                log.exception("heartbeat failed")
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=HEARTBEAT_SECONDS)
+            except TimeoutError:
+                pass
 
     async def claim(self, flow_run_id: UUID) -> None:
         """Take a scheduled run of our pool (Pending is the lock) and start it."""
@@ -170,7 +194,7 @@ class Executor:
         await asyncio.to_thread(ensure_work_pool, self.settings)
         self.connect_ray()
         log.info("executor ready: work pool %s, Ray %s", self.settings.work_pool, self.settings.ray_cluster)
-        tasks = [asyncio.create_task(self.listen()), asyncio.create_task(self.poll())]
+        tasks = [asyncio.create_task(job()) for job in (self.listen, self.poll, self.heartbeat)]
         await self.stopping.wait()
         for running in list(self.active):
             cancellation.request(running)

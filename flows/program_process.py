@@ -8,10 +8,13 @@ its stdout and stderr are one ordered stream.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
+import re
 import shutil
 import subprocess
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -25,6 +28,55 @@ from gateway.settings import Settings
 CHUNK_BYTES = 64 * 1024
 REMOTE_FLUSH_SECONDS = 0.5
 PASSED_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+BOOTSTRAP = Path(__file__).with_name("runtime_bootstrap.py")
+# Variables read while qiskit is imported: a program setting one gets a fresh interpreter.
+IMPORT_TIME_ENV = re.compile(r"^(PYTHON|QISKIT_|OMP_|MKL_|OPENBLAS_|RAYON_|RUST_)")
+
+
+class SpareInterpreter:
+    """One pre-started runtime interpreter per Ray worker, kept for the next job.
+
+    A program then starts in milliseconds instead of paying the qiskit import.
+    The spare is single-use and is replaced after each job, off the job's path.
+    """
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.lock = threading.Lock()
+
+    def refill(self, python: Path, workdir: Path) -> None:
+        with self.lock:
+            if self.process is not None and self.process.poll() is None:
+                return
+            workdir.mkdir(parents=True, exist_ok=True)
+            self.process = subprocess.Popen(
+                [str(python), "-u", str(BOOTSTRAP)],
+                cwd=workdir,
+                env={**base_environment(python), "PYTHONUNBUFFERED": "1"},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def take(self) -> subprocess.Popen[bytes] | None:
+        with self.lock:
+            process, self.process = self.process, None
+        return process if process is not None and process.poll() is None else None
+
+
+SPARE = SpareInterpreter()
+
+
+def warm_up() -> None:
+    """Run once per Ray worker ahead of jobs: import the task engine and start the spare."""
+    from prefect.task_engine import run_task_sync  # noqa: F401
+
+    from gateway.settings import get_settings
+
+    settings = get_settings()
+    if settings.warm_interpreters:
+        SPARE.refill(settings.runtime_python, settings.scratch)
 
 
 class PrefectLogMirror:
@@ -113,11 +165,16 @@ class LogSink:
         self.path.write_bytes(notice.encode() + tail)
 
 
+def base_environment(python: Path) -> dict[str, str]:
+    """What a program inherits from the host: never the platform's own settings or secrets."""
+    env = {name: os.environ[name] for name in PASSED_THROUGH_ENV if name in os.environ}
+    env["PATH"] = os.pathsep.join(filter(None, [str(python.parent), env.get("PATH", "/usr/bin:/bin")]))
+    return env
+
+
 def program_environment(spec: JobSpec, data_dir: Path, settings: Settings) -> dict[str, str]:
     """System variables first, then the program's own env_vars on top (API.md §3.1)."""
-    env = {name: os.environ[name] for name in PASSED_THROUGH_ENV if name in os.environ}
-    runtime_bin = str(settings.runtime_python.parent)
-    env["PATH"] = os.pathsep.join(filter(None, [runtime_bin, env.get("PATH", "/usr/bin:/bin")]))
+    env = base_environment(settings.runtime_python)
     env.update(spec.env)
     env.update(
         {
@@ -163,16 +220,38 @@ def _run(spec: JobSpec, storage: Storage, settings: Settings, workdir: Path, sin
     (data_dir / "arguments").mkdir(parents=True, exist_ok=True)
     (data_dir / "results").mkdir(parents=True, exist_ok=True)
 
-    process = subprocess.Popen(
+    env = program_environment(spec, data_dir, settings)
+    process = start_program(spec, artifact_dir, env, settings)
+    output = cast(io.BufferedReader, process.stdout)
+    while chunk := output.read1(CHUNK_BYTES):
+        sink.write(chunk)
+    exit_code = process.wait()
+    if settings.warm_interpreters:
+        SPARE.refill(settings.runtime_python, settings.scratch)
+    return exit_code
+
+
+def start_program(
+    spec: JobSpec, artifact_dir: Path, env: dict[str, str], settings: Settings
+) -> subprocess.Popen[bytes]:
+    """Hand the job to the spare interpreter when allowed, else start `python <entrypoint>` cold."""
+    warm_allowed = settings.warm_interpreters and not any(IMPORT_TIME_ENV.match(name) for name in spec.program_env)
+    spare = SPARE.take() if warm_allowed else None
+    if spare is not None:
+        request = {"cwd": str(artifact_dir), "env": env, "entrypoint": spec.entrypoint}
+        stdin = cast(IO[bytes], spare.stdin)
+        try:
+            stdin.write(json.dumps(request).encode() + b"\n")
+            stdin.close()
+            return spare
+        except OSError:
+            spare.kill()
+    return subprocess.Popen(
         [str(settings.runtime_python), spec.entrypoint],
         cwd=artifact_dir,
-        env=program_environment(spec, data_dir, settings),
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    output = cast(io.BufferedReader, process.stdout)
-    while chunk := output.read1(CHUNK_BYTES):
-        sink.write(chunk)
-    return process.wait()

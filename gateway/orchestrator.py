@@ -10,7 +10,7 @@ from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.objects import State, StateType
+from prefect.client.schemas.objects import State, StateType, WorkPoolStatus
 from prefect.states import Cancelled, Cancelling
 
 from deployments import program_deployment
@@ -82,3 +82,7 @@ class Orchestrator:
 
     def healthy(self) -> bool:
         return self.client.api_healthcheck() is None
+
+    def executor_ready(self) -> bool:
+        """An executor heartbeats the work pool (Prefect marks the pool READY)."""
+        return self.client.read_work_pool(self.settings.work_pool).status == WorkPoolStatus.READY

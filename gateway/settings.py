@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     runtime_python: Path = Field(
         default=REPO_ROOT / ".venv-runtime" / "bin" / "python", description="Interpreter that runs programs."
     )
+    warm_interpreters: bool = Field(
+        default=True, description="Keep a pre-started runtime interpreter per Ray worker (skips the qiskit import)."
+    )
     scratch_dir: Path | None = Field(default=None, description="Where jobs unpack; default <data_dir>/scratch.")
 
     @property

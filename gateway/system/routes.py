@@ -24,12 +24,13 @@ def liveness() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get("/readiness", summary="Ready when Prefect, Ray and storage all answer")
+@router.get("/readiness", summary="Ready when Prefect, Ray, storage and an executor all answer")
 def readiness(services: ServicesDep) -> JSONResponse:
     checks = {
         "prefect": _check(services.orchestrator.healthy),
         "storage": _check(services.storage.ping),
         "ray": _check(services.ray_alive),
+        "executor": _check(services.orchestrator.executor_ready),
     }
     ready = all(checks.values())
     return JSONResponse(
