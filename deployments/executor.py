@@ -212,7 +212,11 @@ def _is_due(flow_run: FlowRun) -> bool:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s executor %(levelname)s %(message)s")
+    # Prefect configures the root logger at import; ours gets its own handler.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s executor %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     settings = get_settings()
     os.environ.update(platform_env(settings))
     asyncio.run(Executor(settings).serve())

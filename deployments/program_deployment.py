@@ -13,6 +13,7 @@ from prefect.exceptions import ObjectAlreadyExists
 from gateway.settings import REPO_ROOT, Settings
 
 FLOW_NAME = "run_program"
+DEFAULT_WORK_POOL = Settings.model_fields["work_pool"].default
 FLOW_ENTRYPOINT = "flows/run_program.py:run_program"
 UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_.\-]")
 
@@ -49,9 +50,16 @@ def ensure_work_pool(settings: Settings) -> None:
             pass
 
 
-def deployment_name(owner: str, title: str, provider: str | None) -> str:
-    """One deployment per program: `<provider>.<title>` or `<owner>.<title>`."""
-    return UNSAFE_NAME_CHARACTERS.sub("_", f"{provider or owner}.{title}".replace("/", "_"))
+def deployment_name(settings: Settings, owner: str, title: str, provider: str | None) -> str:
+    """One deployment per program: `<provider>.<title>` or `<owner>.<title>`.
+
+    Platform instances sharing one Prefect server are told apart by their work pool,
+    which then prefixes the name.
+    """
+    name = f"{provider or owner}.{title}"
+    if settings.work_pool != DEFAULT_WORK_POOL:
+        name = f"{settings.work_pool}.{name}"
+    return UNSAFE_NAME_CHARACTERS.sub("_", name.replace("/", "_"))
 
 
 def upsert_deployment(

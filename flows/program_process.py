@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import threading
-import time
 import traceback
 from pathlib import Path
 from typing import IO, cast
@@ -110,12 +109,71 @@ class PrefectLogMirror:
         self.sent += 1
 
 
+class DataArea:
+    """The job's DATA_PATH on this node.
+
+    On a shared local disk it is the storage area itself. On object storage it is
+    a scratch copy: pulled before the program starts (all but other jobs'
+    arguments and results) and pushed back (new, changed and deleted files)
+    before the job can turn terminal.
+    """
+
+    SKIPPED = ("arguments/", "results/")
+
+    def __init__(self, storage: Storage, spec: JobSpec, scratch: Path) -> None:
+        self.storage = storage
+        self.spec = spec
+        self.area = spec.data_area
+        shared = storage.local_path(self.area)
+        self.path = shared if shared is not None else scratch
+        self.snapshot: dict[str, tuple[int, int]] = {}
+
+    def pull(self) -> Path:
+        if self.storage.is_local:
+            return self.path
+        prefix = self.storage.path(self.area) + "/"
+        for remote in self.storage.fs.find(prefix):
+            relative = str(remote)[len(prefix) :]
+            if relative and not relative.startswith(self.SKIPPED):
+                self._fetch(relative)
+        self._fetch(self.spec.arguments_key[len(self.area) + 1 :])
+        self.snapshot = self._scan()
+        return self.path
+
+    def _fetch(self, relative: str) -> None:
+        target = self.path / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.storage.download(f"{self.area}/{relative}", target)
+
+    def _scan(self) -> dict[str, tuple[int, int]]:
+        found: dict[str, tuple[int, int]] = {}
+        for file in self.path.rglob("*"):
+            if file.is_file() and not file.is_symlink():
+                status = file.stat()
+                found[file.relative_to(self.path).as_posix()] = (status.st_size, status.st_mtime_ns)
+        return found
+
+    def push(self) -> None:
+        if self.storage.is_local:
+            return
+        current = self._scan()
+        results = self.spec.results_key[len(self.area) + 1 :]
+        for relative, signature in current.items():
+            own_result = relative == results
+            if (own_result or not relative.startswith(self.SKIPPED)) and self.snapshot.get(relative) != signature:
+                self.storage.upload(self.path / relative, f"{self.area}/{relative}")
+        for relative in self.snapshot.keys() - current.keys():
+            if not relative.startswith(self.SKIPPED):
+                self.storage.delete(f"{self.area}/{relative}")
+
+
 class LogSink:
     """Appends program output to the job's log key, live.
 
     On local storage the log key is a file appended to directly (readers see each
-    chunk at once). On object storage the output goes to a scratch file which is
-    uploaded whole every REMOTE_FLUSH_SECONDS and at close.
+    chunk at once). On object storage the output goes to a scratch file which a
+    background thread uploads whole every REMOTE_FLUSH_SECONDS while it changes,
+    and once more at close.
     """
 
     def __init__(
@@ -129,27 +187,36 @@ class LogSink:
         self.path = local if local is not None else scratch_file
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.handle: IO[bytes] = open(self.path, "ab")
-        self.last_upload = 0.0
+        self.dirty = threading.Event()
+        self.closed = threading.Event()
+        self.uploader: threading.Thread | None = None
+        if not storage.is_local:
+            self.uploader = threading.Thread(target=self._upload_while_open, name="log-upload", daemon=True)
+            self.uploader.start()
 
     def write(self, data: bytes) -> None:
         self.handle.write(data)
         self.handle.flush()
+        self.dirty.set()
         if self.mirror is not None:
             self.mirror.feed(data)
-        if not self.storage.is_local and time.monotonic() - self.last_upload > REMOTE_FLUSH_SECONDS:
-            self._upload()
 
-    def _upload(self) -> None:
-        self.storage.upload(self.path, self.key)
-        self.last_upload = time.monotonic()
+    def _upload_while_open(self) -> None:
+        while not self.closed.wait(REMOTE_FLUSH_SECONDS):
+            if self.dirty.is_set():
+                self.dirty.clear()
+                self.storage.upload(self.path, self.key)
 
     def close(self) -> None:
         self.handle.close()
+        self.closed.set()
+        if self.uploader is not None:
+            self.uploader.join()
         if self.mirror is not None:
             self.mirror.close()
         self._cap()
         if not self.storage.is_local:
-            self._upload()
+            self.storage.upload(self.path, self.key)
 
     def _cap(self) -> None:
         """Keep only the newest `size_limit` bytes, starting on a whole line."""
@@ -214,9 +281,8 @@ def _run(spec: JobSpec, storage: Storage, settings: Settings, workdir: Path, sin
     extract_artifact(tar_path, artifact_dir)
     tar_path.unlink()
 
-    data_dir = storage.local_path(spec.data_area)
-    if data_dir is None:
-        raise NotImplementedError("Object storage data areas are not synchronised yet; use file:// storage.")
+    area = DataArea(storage, spec, workdir / "data")
+    data_dir = area.pull()
     (data_dir / "arguments").mkdir(parents=True, exist_ok=True)
     (data_dir / "results").mkdir(parents=True, exist_ok=True)
 
@@ -226,6 +292,7 @@ def _run(spec: JobSpec, storage: Storage, settings: Settings, workdir: Path, sin
     while chunk := output.read1(CHUNK_BYTES):
         sink.write(chunk)
     exit_code = process.wait()
+    area.push()
     if settings.warm_interpreters:
         SPARE.refill(settings.runtime_python, settings.scratch)
     return exit_code

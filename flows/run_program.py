@@ -11,7 +11,7 @@ from prefect.states import Cancelled, State
 from prefect_ray.context import remote_options
 from prefect_ray.task_runners import PrefectRayFuture, RayTaskRunner
 
-from blocks.storage import Storage
+from blocks.storage import platform_storage
 from flows import cancellation
 from flows.job_spec import JobSpec
 from flows.program_process import PrefectLogMirror, run_program_process
@@ -27,7 +27,7 @@ class ProgramFailed(RuntimeError):
 @task(name="execute-program", persist_result=False, cache_policy=NO_CACHE, log_prints=False)
 def execute_program(job_id: str) -> int:
     settings = get_settings()
-    storage = Storage(settings.storage_root)
+    storage = platform_storage()
     spec = JobSpec.load(storage, job_id)
     mirror = PrefectLogMirror(get_run_logger(), settings.prefect_log_lines)
     return run_program_process(spec, storage, settings, mirror)

@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from blocks.storage import Storage
+from blocks.storage import block_name, location_from_settings
 from deployments.program_deployment import ensure_work_pool, sync_client
 from gateway import db
 from gateway.auth import seed_user
 from gateway.context import Services
 from gateway.errors import ApiError, install_error_handlers
+from gateway.files.routes import router as files_router
 from gateway.jobs.routes import router as jobs_router
 from gateway.orchestrator import Orchestrator
 from gateway.programs.routes import router as programs_router
@@ -27,18 +28,20 @@ log = logging.getLogger("qiskit_serverless.gateway")
 class PathNormalizer:
     """Serve `/x` and `/x/` alike without redirects (the client uses both), and cap body sizes."""
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, max_file_body: int) -> None:
         self.app = app
         self.max_body = max_body
+        self.max_file_body = max_file_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
             if len(path) > 1 and path.endswith("/"):
                 scope = {**scope, "path": path.rstrip("/") or "/", "raw_path": path.rstrip("/").encode()}
+            limit = self.max_file_body if "/files/" in scope["path"] + "/" else self.max_body
             length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_body):
-                await _reject(send, 413, f"Request body is larger than {self.max_body} bytes.")
+            if length is not None and (not length.isdigit() or int(length) > limit):
+                await _reject(send, 413, f"Request body is larger than {limit} bytes.")
                 return
         await self.app(scope, receive, send)
 
@@ -67,9 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with db.session_factory()() as session:
                 seed_user(session, settings.dev_user, settings.dev_token)
         ensure_work_pool(settings)
+        location = location_from_settings(settings)
+        await location.asave(block_name(settings), overwrite=True)
         with sync_client() as client:
             app.state.services = Services(
-                settings=settings, storage=Storage(settings.storage_root), orchestrator=Orchestrator(client, settings)
+                settings=settings, storage=location.storage(), orchestrator=Orchestrator(client, settings)
             )
             yield
 
@@ -87,10 +92,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix="/api/v1")
     api.include_router(programs_router)
     api.include_router(jobs_router)
+    api.include_router(files_router)
     api.include_router(system_router)
     app.include_router(api)
     app.include_router(system_router)
-    app.add_middleware(PathNormalizer, max_body=settings.max_request_bytes)
+    # A file upload may carry the largest allowed file plus its multipart framing.
+    file_body = max(settings.max_request_bytes, settings.max_file_bytes + 1024 * 1024)
+    app.add_middleware(PathNormalizer, max_body=settings.max_request_bytes, max_file_body=file_body)
     return app
 
 

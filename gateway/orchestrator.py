@@ -30,7 +30,7 @@ class Orchestrator:
         deployment_id = program_deployment.upsert_deployment(
             self.client,
             self.settings,
-            name=program_deployment.deployment_name(owner, title, provider),
+            name=program_deployment.deployment_name(self.settings, owner, title, provider),
             owner=owner,
             title=title,
             provider=provider,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     storage_url: str | None = Field(
         default=None, description="fsspec URL of the storage root; default file://<data_dir>/storage."
     )
+    s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, Ceph, moto, …).")
+    s3_key: str | None = None
+    s3_secret: SecretStr | None = None
+    s3_region: str | None = None
+    max_file_bytes: int = Field(default=512 * 1024 * 1024, description="Largest user file upload (413 past it).")
 
     # Gateway
     host: str = "127.0.0.1"

@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 import requests
 from qiskit_serverless import QiskitFunction, ServerlessClient
-from stack_process import add_user, running_stack
+from stack_process import TEST_PORTS, add_user, moto_server, running_stack
 
 # Well-formed but fake: the client's stop() then fails to build a runtime service offline and sends "null".
 INSTANCE = "crn:v1:bluemix:public:quantum-computing:us-east:a/0000:1111::"
 PROGRAMS = Path(__file__).parent / "programs"
 TERMINAL = {"DONE", "ERROR", "CANCELED"}
+MAX_FILE_BYTES = 5_000_000
+LIMITS = {"QS_MAX_FILE_BYTES": str(MAX_FILE_BYTES)}
 
 
 @dataclass
@@ -58,9 +60,38 @@ def _auth(token: str | None) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("stack")
-    with running_stack(data_dir) as url:
+    with running_stack(data_dir, extra=LIMITS) as url:
         add_user(data_dir, "otheruser", "other_token")
         yield Stack(url=url, data_dir=data_dir)
+
+
+@pytest.fixture(scope="session")
+def s3_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A second gateway and executor on the same Prefect server and Ray cluster, with storage on
+    `s3://` against moto's S3 server on loopback (only the missing parts are started)."""
+    data_dir = tmp_path_factory.mktemp("s3stack")
+    with moto_server(25000) as endpoint:
+        extra = {
+            "QS_PREFECT_API_URL": f"http://127.0.0.1:{TEST_PORTS['QS_PREFECT_PORT']}/api",
+            "QS_RAY_ADDRESS": f"127.0.0.1:{TEST_PORTS['QS_RAY_PORT']}",
+            "QS_WORK_POOL": "qiskit-serverless-s3",
+            "QS_STORAGE_URL": "s3://qs-test/platform",
+            "QS_S3_ENDPOINT_URL": endpoint,
+            "QS_S3_KEY": "testing",
+            "QS_S3_SECRET": "testing",
+            "QS_S3_REGION": "us-east-1",
+            **LIMITS,
+        }
+        ports = {**TEST_PORTS, "QS_PORT": "28100"}
+        with running_stack(data_dir, ports, extra) as url:
+            add_user(data_dir, "otheruser", "other_token", extra)
+            yield Stack(url=url, data_dir=data_dir)
+
+
+@pytest.fixture(scope="session", params=["file", "s3"])
+def any_stack(request: pytest.FixtureRequest) -> Stack:
+    """The file-area suite runs once per storage kind."""
+    return request.getfixturevalue("stack" if request.param == "file" else "s3_stack")  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")

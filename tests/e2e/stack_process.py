@@ -23,7 +23,9 @@ PLATFORM_PYTHON = ROOT / ".venv" / "bin" / "python"
 TEST_PORTS = {"QS_PORT": "28000", "QS_PREFECT_PORT": "24200", "QS_RAY_PORT": "26390", "QS_RAY_DASHBOARD_PORT": "28265"}
 
 
-def stack_env(data_dir: Path, ports: dict[str, str] = TEST_PORTS) -> dict[str, str]:
+def stack_env(
+    data_dir: Path, ports: dict[str, str] = TEST_PORTS, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     env = {
         **os.environ,
         **ports,
@@ -33,13 +35,15 @@ def stack_env(data_dir: Path, ports: dict[str, str] = TEST_PORTS) -> dict[str, s
     }
     for external in ("QS_PREFECT_API_URL", "QS_RAY_ADDRESS", "QS_STORAGE_URL", "QS_DATABASE_URL", "QS_PUBLIC_URL"):
         env.pop(external, None)
-    return env
+    return {**env, **(extra or {})}
 
 
 @contextmanager
-def running_stack(data_dir: Path, ports: dict[str, str] = TEST_PORTS, timeout: float = 240) -> Iterator[str]:
+def running_stack(
+    data_dir: Path, ports: dict[str, str] = TEST_PORTS, extra: dict[str, str] | None = None, timeout: float = 240
+) -> Iterator[str]:
     """Yield the gateway URL once /readiness answers 200; stop every process afterwards."""
-    env = stack_env(data_dir, ports)
+    env = stack_env(data_dir, ports, extra)
     output = data_dir / "stack.out"
     with open(output, "wb") as log:
         process = subprocess.Popen(
@@ -66,8 +70,32 @@ def running_stack(data_dir: Path, ports: dict[str, str] = TEST_PORTS, timeout: f
             process.kill()
 
 
-def add_user(data_dir: Path, name: str, token: str, ports: dict[str, str] = TEST_PORTS) -> None:
+def add_user(data_dir: Path, name: str, token: str, extra: dict[str, str] | None = None) -> None:
     subprocess.run(
         [str(PLATFORM_PYTHON), "-m", "gateway.users", "add", name, "--token", token],
-        cwd=ROOT, env=stack_env(data_dir, ports), check=True, capture_output=True,
+        cwd=ROOT, env=stack_env(data_dir, TEST_PORTS, extra), check=True, capture_output=True,
     )  # fmt: skip
+
+
+@contextmanager
+def moto_server(port: int) -> Iterator[str]:
+    """A real S3-compatible server on loopback (moto's server mode), from the platform environment."""
+    process = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(url, timeout=1)
+                break
+            except requests.RequestException:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
