@@ -41,6 +41,7 @@ lint: install
 
 bench: install
 	$(RUNTIME)/bin/python bench/jobs.py
+	$(VENV)/bin/python bench/files.py
 
 clean:
 	rm -rf $(VENV) $(RUNTIME) .data

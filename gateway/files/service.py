@@ -18,7 +18,6 @@ from gateway.programs.service import find_program
 
 UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 NOT_FOUND = "Requested file was not found."
-CHUNK = 1024 * 1024
 
 
 def safe_name(name: str | None) -> str:
@@ -68,21 +67,12 @@ def store(services: Services, area: str, name: str, source: IO[bytes]) -> str:
 
 
 def open_download(services: Services, area: str, name: str) -> tuple[int, Iterator[bytes]]:
-    path = services.storage.path(f"{area}/{name}")
+    key = f"{area}/{name}"
     fs = services.storage.fs
-    try:
-        size = int(fs.size(path))
-        if fs.isdir(path):
-            raise FileNotFoundError(path)
-    except FileNotFoundError:
-        raise not_found(NOT_FOUND) from None
-
-    def chunks() -> Iterator[bytes]:
-        with fs.open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK):
-                yield chunk
-
-    return size, chunks()
+    path = services.storage.path(key)
+    if not fs.isfile(path):
+        raise not_found(NOT_FOUND)
+    return int(fs.size(path)), services.storage.stream(key)
 
 
 def delete(services: Services, area: str, name: str) -> None:
