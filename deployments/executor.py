@@ -31,12 +31,12 @@ from prefect.client.schemas.filters import (
     WorkPoolFilter,
     WorkPoolFilterName,
 )
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.flow_engine import run_flow
-from prefect.states import Cancelled, Pending
+from prefect.states import Cancelled, Crashed, Pending
 from prefect.types._datetime import DateTime, now
 
 from deployments.program_deployment import ensure_work_pool, platform_env
@@ -140,6 +140,31 @@ class Executor:
             if flow_run.work_pool_name == self.settings.work_pool and flow_run.state and flow_run.state.is_cancelling():
                 await client.set_flow_run_state(flow_run_id, Cancelled(message="Job stopped by request."), force=True)
 
+    async def recover(self) -> None:
+        """Close runs a previous executor of this pool left behind (one executor serves a pool).
+
+        Their programs died with that executor's Ray driver, so a run still Pending or
+        Running would otherwise never end: it becomes Crashed (FAILED), a stop in
+        progress becomes Cancelled.
+        """
+        async with get_client() as client:
+            stranded = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING, StateType.CANCELLING])
+                    )
+                ),
+                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self.settings.work_pool])),
+            )
+            for run in stranded:
+                final: State[Any]
+                if run.state is not None and run.state.type == StateType.CANCELLING:
+                    final = Cancelled(message="Job stopped by request.")
+                else:
+                    final = Crashed(message="The executor stopped while this job ran; the job was lost.")
+                await client.set_flow_run_state(run.id, final, force=True)
+                log.warning("flow run %s left by a previous executor: now %s", run.id, final.type.value)
+
     async def listen(self) -> None:
         event_filter = EventFilter(
             event=EventNameFilter(name=["prefect.flow-run.Scheduled", "prefect.flow-run.Cancelling"])
@@ -192,6 +217,7 @@ class Executor:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
         await asyncio.to_thread(ensure_work_pool, self.settings)
+        await self.recover()
         self.connect_ray()
         log.info("executor ready: work pool %s, Ray %s", self.settings.work_pool, self.settings.ray_cluster)
         tasks = [asyncio.create_task(job()) for job in (self.listen, self.poll, self.heartbeat)]
