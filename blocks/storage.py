@@ -33,6 +33,11 @@ def user_area(user: str, provider: str | None = None, title: str | None = None) 
     return f"{USERS}/{user}"
 
 
+def job_area(user: str, provider: str | None, title: str) -> str:
+    """The data area of a user's job of a program (per program only for provider programs)."""
+    return user_area(user, provider, title if provider else None)
+
+
 def program_artifact(program_id: str) -> str:
     return f"{PROGRAMS}/{program_id}/artifact.tar"
 

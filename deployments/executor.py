@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -59,6 +60,13 @@ class Executor:
         self.active: set[str] = set()
         self.lock = threading.Lock()
         self.stopping = asyncio.Event()
+        self.background: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine in the background, keeping a reference until it ends."""
+        task = asyncio.create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     def connect_ray(self) -> None:
         ray.init(
@@ -126,6 +134,7 @@ class Executor:
     def _release(self, key: str) -> None:
         with self.lock:
             self.active.discard(key)
+        cancellation.unregister(key)
 
     async def cancel(self, flow_run_id: UUID) -> None:
         key = str(flow_run_id)
@@ -138,7 +147,9 @@ class Executor:
         async with get_client() as client:
             flow_run = await client.read_flow_run(flow_run_id)
             if flow_run.work_pool_name == self.settings.work_pool and flow_run.state and flow_run.state.is_cancelling():
-                await client.set_flow_run_state(flow_run_id, Cancelled(message="Job stopped by request."), force=True)
+                await client.set_flow_run_state(
+                    flow_run_id, Cancelled(message=cancellation.STOPPED_MESSAGE), force=True
+                )
 
     async def recover(self) -> None:
         """Close runs a previous executor of this pool left behind (one executor serves a pool).
@@ -159,7 +170,7 @@ class Executor:
             for run in stranded:
                 final: State[Any]
                 if run.state is not None and run.state.type == StateType.CANCELLING:
-                    final = Cancelled(message="Job stopped by request.")
+                    final = Cancelled(message=cancellation.STOPPED_MESSAGE)
                 else:
                     final = Crashed(message="The executor stopped while this job ran; the job was lost.")
                 await client.set_flow_run_state(run.id, final, force=True)
@@ -175,9 +186,9 @@ class Executor:
                     async for event in events:
                         flow_run_id = UUID(event.resource.id.rsplit(".", 1)[-1])
                         if event.event.endswith("Scheduled"):
-                            asyncio.create_task(self.claim(flow_run_id))
+                            self.spawn(self.claim(flow_run_id))
                         else:
-                            asyncio.create_task(self.cancel(flow_run_id))
+                            self.spawn(self.cancel(flow_run_id))
             except Exception:
                 log.exception("event stream lost; reconnecting")
                 await asyncio.sleep(1)
@@ -202,9 +213,9 @@ class Executor:
                         limit=50,
                     )
                 for run in runs:
-                    asyncio.create_task(self.claim(run.id))
+                    self.spawn(self.claim(run.id))
                 for run in cancelling:
-                    asyncio.create_task(self.cancel(run.id))
+                    self.spawn(self.cancel(run.id))
             except Exception:
                 log.exception("poll failed")
             try:
@@ -222,7 +233,9 @@ class Executor:
         log.info("executor ready: work pool %s, Ray %s", self.settings.work_pool, self.settings.ray_cluster)
         tasks = [asyncio.create_task(job()) for job in (self.listen, self.poll, self.heartbeat)]
         await self.stopping.wait()
-        for running in list(self.active):
+        with self.lock:
+            running_now = list(self.active)
+        for running in running_now:
             cancellation.request(running)
         for pending in tasks:
             pending.cancel()

@@ -18,9 +18,17 @@ FLOW_ENTRYPOINT = "flows/run_program.py:run_program"
 UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
+# Never copied to Ray workers (visible in the Ray dashboard): workers read storage from the Prefect block.
+SECRET_SETTINGS = frozenset({"QS_DEV_TOKEN", "QS_S3_KEY", "QS_S3_SECRET", "QS_DATABASE_URL"})
+
+
 def platform_env(settings: Settings) -> dict[str, str]:
     """Environment every platform process and Ray worker needs to reach the same services."""
-    env = {key: value for key, value in os.environ.items() if key.startswith(("QS_", "PREFECT_"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key.startswith(("QS_", "PREFECT_")) and key not in SECRET_SETTINGS
+    }
     env.update(
         {
             "PREFECT_API_URL": settings.prefect_url,

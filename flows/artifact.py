@@ -7,9 +7,11 @@ bad tar is refused before it is stored.
 
 from __future__ import annotations
 
+import lzma
 import posixpath
 import re
 import tarfile
+import zlib
 from pathlib import Path
 from typing import IO
 
@@ -55,7 +57,7 @@ def validate_artifact(source: IO[bytes], entrypoint: str) -> None:
     try:
         with tarfile.open(fileobj=source, mode="r:*") as archive:
             members = check_members(archive, Path("/artifact"))
-    except tarfile.TarError:
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError):
         raise ArtifactError("Artifact is not a valid tar archive.") from None
     names = {posixpath.normpath(member.name) for member in members if member.isfile()}
     if entrypoint not in names:

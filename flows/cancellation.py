@@ -12,6 +12,8 @@ from typing import Any
 
 import ray
 
+STOPPED_MESSAGE = "Job stopped by request."
+
 _lock = threading.Lock()
 _refs: dict[str, Any] = {}
 _requested: set[str] = set()

@@ -11,6 +11,8 @@ from pydantic import BaseModel
 from blocks import storage as layout
 from blocks.storage import Storage
 
+TOKEN_VARIABLE = "ENV_JOB_GATEWAY_TOKEN"
+
 
 class JobSpec(BaseModel):
     job_id: str
@@ -38,6 +40,15 @@ class JobSpec(BaseModel):
 
     def save(self, storage: Storage) -> None:
         storage.put_bytes(layout.job_spec(self.job_id), self.model_dump_json().encode())
+
+    def forget_secrets(self, storage: Storage) -> None:
+        """Rewrite the stored spec without the callback token once it has been read.
+
+        On a shared disk programs run as the same OS user as the platform; the token
+        must not sit in a file another job could read.
+        """
+        public = self.model_copy(update={"env": {k: v for k, v in self.env.items() if k != TOKEN_VARIABLE}})
+        public.save(storage)
 
     @classmethod
     def load(cls, storage: Storage, job_id: str) -> JobSpec:

@@ -17,8 +17,6 @@ from flows.job_spec import JobSpec
 from flows.program_process import PrefectLogMirror, run_program_process
 from gateway.settings import get_settings
 
-STOPPED_MESSAGE = "Job stopped by request."
-
 
 class ProgramFailed(RuntimeError):
     """The program exited with a non-zero code."""
@@ -29,6 +27,7 @@ def execute_program(job_id: str) -> int:
     settings = get_settings()
     storage = platform_storage()
     spec = JobSpec.load(storage, job_id)
+    spec.forget_secrets(storage)
     mirror = PrefectLogMirror(get_run_logger(), settings.prefect_log_lines)
     return run_program_process(spec, storage, settings, mirror)
 
@@ -49,13 +48,13 @@ def run_program(job_id: str) -> State | None:
         exit_code = future.result()
     except BaseException:
         if cancellation.requested(flow_run_id):
-            return Cancelled(message=STOPPED_MESSAGE)
+            return Cancelled(message=cancellation.STOPPED_MESSAGE)
         raise
     finally:
         stopped = cancellation.requested(flow_run_id)
         cancellation.unregister(flow_run_id)
     if stopped:
-        return Cancelled(message=STOPPED_MESSAGE)
+        return Cancelled(message=cancellation.STOPPED_MESSAGE)
     if exit_code != 0:
         raise ProgramFailed(f"Program exited with code {exit_code}.")
     return None

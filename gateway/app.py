@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from blocks.storage import block_name, location_from_settings
 from deployments.program_deployment import ensure_work_pool, sync_client
@@ -43,12 +44,28 @@ class PathNormalizer:
             if length is not None and (not length.isdigit() or int(length) > limit):
                 await _reject(send, 413, f"Request body is larger than {limit} bytes.")
                 return
+            if length is None:
+                receive = _counting(receive, limit)
         await self.app(scope, receive, send)
 
 
-async def _reject(send: Send, status: int, message: str) -> None:
-    import json
+def _counting(receive: Receive, limit: int) -> Receive:
+    """A body without Content-Length (chunked) is counted as it arrives and cut off past the limit."""
+    received = 0
 
+    async def counted() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise ApiError(413, f"Request body is larger than {limit} bytes.")
+        return message
+
+    return counted
+
+
+async def _reject(send: Send, status: int, message: str) -> None:
     body = json.dumps({"message": message}).encode()
     await send(
         {

@@ -8,6 +8,7 @@ job is active, so a leaked job token dies with its job.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
@@ -21,6 +22,7 @@ from gateway.context import Services, ServicesDep
 from gateway.errors import ApiError
 from gateway.status import ACTIVE, job_status
 
+USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,150}$")
 CHANNELS = {"local", "ibm_cloud", "ibm_quantum_platform"}
 
 
@@ -38,8 +40,15 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def valid_name(name: str) -> bool:
+    """User names become storage folders: safe characters only, and never `.` or `..`."""
+    return bool(USER_NAME.match(name)) and set(name) != {"."}
+
+
 def seed_user(session: Session, name: str, token: str) -> None:
     """Create the user, or give an existing one this token (development seeding)."""
+    if not valid_name(name):
+        raise ValueError(f"invalid user name {name!r}: use letters, digits and _ . @ - (not only dots)")
     user = session.get(db.User, name)
     if user is None:
         session.add(db.User(name=name, token_hash=hash_token(token)))

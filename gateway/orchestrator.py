@@ -6,17 +6,18 @@ Run state is read from Prefect every time (DESIGN.md principle 1); nothing here 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import State, StateType, WorkPoolStatus
+from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
 from prefect.states import Cancelled, Cancelling
 
 from deployments import program_deployment
+from flows.cancellation import STOPPED_MESSAGE
 from gateway.settings import Settings
-
-STOP_MESSAGE = "Job stopped by request."
 
 
 class Orchestrator:
@@ -70,15 +71,22 @@ class Orchestrator:
     def history(self, flow_run_id: str) -> list[State]:
         return self.client.read_flow_run_states(UUID(flow_run_id))
 
-    def stop(self, flow_run_id: str) -> State | None:
-        """Ask the run to stop; a run nobody has picked up yet is cancelled at once."""
+    def stop(self, flow_run_id: str) -> None:
+        """Ask the run to stop; a run nobody has picked up yet is cancelled at once.
+
+        Not forced: Prefect's orchestration refuses the change if the run finished or
+        was claimed meanwhile, and then the stop falls back to Cancelling (which the
+        executor acts on), so a just-finished run is never rewritten as stopped.
+        """
+        run_id = UUID(flow_run_id)
         current = self.state(flow_run_id)
         if current is None or current.type in (StateType.SCHEDULED, StateType.PAUSED):
-            target: State = Cancelled(message=STOP_MESSAGE)
-        else:
-            target = Cancelling(message=STOP_MESSAGE)
-        self.client.set_flow_run_state(UUID(flow_run_id), target, force=True)
-        return self.state(flow_run_id)
+            result: OrchestrationResult[Any] = self.client.set_flow_run_state(
+                run_id, Cancelled(message=STOPPED_MESSAGE)
+            )
+            if result.status == SetStateStatus.ACCEPT:
+                return
+        self.client.set_flow_run_state(run_id, Cancelling(message=STOPPED_MESSAGE))
 
     def healthy(self) -> bool:
         return self.client.api_healthcheck() is None

@@ -6,12 +6,9 @@ The token is printed once when generated here; only its digest is stored.
 from __future__ import annotations
 
 import argparse
-import re
 
 from gateway import db
-from gateway.auth import new_token, seed_user
-
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,150}$")
+from gateway.auth import new_token, seed_user, valid_name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("name")
     add.add_argument("--token", help="use this token instead of generating one")
     args = parser.parse_args(argv)
-    if not NAME_PATTERN.match(args.name):
+    if not valid_name(args.name):
         parser.error("user names use letters, digits and _ . @ - (at most 150)")
     db.create_schema()
     token = args.token or new_token()

@@ -33,7 +33,7 @@ def user_area(session: Session, user: Principal, function: str | None, provider:
     if not function:
         raise bad_request("'function' not provided or is not valid")
     program = find_program(session, user, function, provider)
-    return layout.user_area(user.name, program.provider, program.title if program.provider else None)
+    return layout.job_area(user.name, program.provider, program.title)
 
 
 def provider_area(provider: str | None, function: str | None) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from prefect.client.schemas.objects import State
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from blocks import storage as layout
@@ -41,6 +42,12 @@ def get_job(session: Session, user: Principal, job_id: str) -> db.Job:
     return job
 
 
+def program_of(session: Session, job: db.Job) -> db.Program:
+    program = session.get(db.Program, job.program_id)
+    assert program is not None  # a foreign key: a job always has its program
+    return program
+
+
 def current_status(services: Services, job: db.Job) -> str:
     state = services.orchestrator.state(job.flow_run_id)
     return status.job_status(state.type if state else None)
@@ -59,8 +66,7 @@ def job_out(job: db.Job, program: db.Program, state: State | None) -> JobOut:
 
 
 def describe(services: Services, session: Session, job: db.Job, with_result: bool) -> JobOut:
-    program = session.get(db.Program, job.program_id)
-    assert program is not None
+    program = program_of(session, job)
     out = job_out(job, program, services.orchestrator.state(job.flow_run_id))
     if with_result:
         out.result = read_result(services, job, program)
@@ -68,7 +74,7 @@ def describe(services: Services, session: Session, job: db.Job, with_result: boo
 
 
 def data_area(job: db.Job, program: db.Program) -> str:
-    return layout.user_area(job.author, program.provider, program.title if program.provider else None)
+    return layout.job_area(job.author, program.provider, program.title)
 
 
 def read_result(services: Services, job: db.Job, program: db.Program) -> str | None:
@@ -78,16 +84,14 @@ def read_result(services: Services, job: db.Job, program: db.Program) -> str | N
 
 def result(services: Services, session: Session, user: Principal, job_id: str) -> str | None:
     job = get_job(session, user, job_id)
-    program = session.get(db.Program, job.program_id)
-    assert program is not None
+    program = program_of(session, job)
     return read_result(services, job, program)
 
 
 def save_result(services: Services, session: Session, user: Principal, job_id: str, text: str) -> None:
     """Legacy `POST /jobs/{id}/result/` of clients up to 0.32."""
     job = get_job(session, user, job_id)
-    program = session.get(db.Program, job.program_id)
-    assert program is not None
+    program = program_of(session, job)
     services.storage.put_bytes(layout.results_file(data_area(job, program), job.id), text.encode())
 
 
@@ -109,8 +113,7 @@ def logs(services: Services, session: Session, user: Principal, job_id: str) -> 
         job = get_job(session, user, job_id)
     except ApiError:
         raise ApiError(403, f"You don't have access to read user logs of the job [{job_id}]") from None
-    program = session.get(db.Program, job.program_id)
-    assert program is not None
+    program = program_of(session, job)
     text = _log_text(services, job)
     return None if text is None else log_rules.user_logs(text, provider_job=program.provider is not None)
 
@@ -121,8 +124,8 @@ def provider_logs(services: Services, session: Session, user: Principal, job_id:
         job = get_job(session, user, job_id)
     except ApiError:
         raise denied from None
-    program = session.get(db.Program, job.program_id)
-    if program is None or program.provider is None:
+    program = program_of(session, job)
+    if program.provider is None:
         raise denied
     text = _log_text(services, job)
     return None if text is None else log_rules.provider_logs(text)
@@ -157,7 +160,11 @@ def list_jobs(
     if provider:
         query = query.where(db.Program.provider == provider)
     if function:
-        known = select(func.count()).select_from(db.Program).where(db.Program.title == function)
+        known = (
+            select(func.count())
+            .select_from(db.Program)
+            .where(db.Program.title == function, db.Program.author == user.name)
+        )
         if provider:
             known = known.where(db.Program.provider == provider)
         if not session.scalar(known):
@@ -319,7 +326,11 @@ def add_runtime_job(
     if session.get(db.RuntimeJob, runtime_job) is not None:
         return f"Runtime job [{runtime_job}] is already associated with a serverless job."
     session.add(db.RuntimeJob(runtime_job=runtime_job, job_id=job.id, runtime_session=runtime_session))
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # the same id posted twice at once
+        session.rollback()
+        return f"Runtime job [{runtime_job}] is already associated with a serverless job."
     return f"RuntimeJob object [{runtime_job}] created for serverless job id [{job.id}]."
 
 

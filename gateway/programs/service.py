@@ -81,7 +81,7 @@ def list_programs(session: Session, user: Principal, filter_: str | None, provid
 def _json(text: str, field: str, kind: type) -> Any:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise bad_request(f"'{field}' must be JSON text.") from None
     if not isinstance(value, kind):
         raise bad_request(f"'{field}' must be a JSON {kind.__name__ if kind is not dict else 'object'}.")
@@ -114,7 +114,7 @@ def normalize_schema(text: str) -> str | None:
         raise bad_request("arguments_schema cannot be used: larger than 64 KiB.")
     try:
         schema = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise bad_request("arguments_schema cannot be used: not JSON.") from None
     if schema == {} or schema == "":
         return None
@@ -122,9 +122,14 @@ def normalize_schema(text: str) -> str | None:
         raise bad_request("arguments_schema cannot be used: must be an object or a boolean.")
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
-    except (jsonschema.SchemaError, RecursionError) as error:
-        message = error.message if isinstance(error, jsonschema.SchemaError) else "too deeply nested"
-        raise bad_request(f"arguments_schema cannot be used: {message}") from None
+        # Resolve every $ref now (an unresolvable one would fail each later run instead).
+        validator = jsonschema.Draft202012Validator(schema)
+        for _ in validator.iter_errors({}):
+            pass
+    except jsonschema.SchemaError as error:
+        raise bad_request(f"arguments_schema cannot be used: {error.message}") from None
+    except Exception as error:  # unresolvable $ref, recursion, …: all mean the schema is unusable
+        raise bad_request(f"arguments_schema cannot be used: {type(error).__name__}") from None
     return json.dumps(schema)
 
 
@@ -220,7 +225,7 @@ def parse_arguments(text: str, limit: int) -> Any:
         raise ApiError(413, f"Arguments are larger than {limit} bytes.")
     try:
         arguments = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise bad_request("'arguments' must be JSON text.") from None
     if not isinstance(arguments, dict):
         raise bad_request("'arguments' must be a JSON object.")
@@ -233,7 +238,10 @@ def validate_against_schema(program: db.Program, arguments: Any) -> None:
     validator = jsonschema.Draft202012Validator(
         json.loads(program.arguments_schema), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
-    error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
+    except RecursionError:
+        raise bad_request("Arguments are too deeply nested to validate.") from None
     if error is not None:
         raise bad_request(error.message, path=[str(part) for part in error.absolute_path])
 
@@ -254,7 +262,7 @@ def run(
 
     job_id = db.new_id()
     token = new_token()
-    area = layout.user_area(user.name, program.provider, program.title if program.provider else None)
+    area = layout.job_area(user.name, program.provider, program.title)
     spec = JobSpec(
         job_id=job_id,
         program_title=program.title,

@@ -105,3 +105,31 @@ def test_bad_requests_are_clear_4xx(stack: Stack) -> None:
     assert_message(stack.post("/api/v1/programs/run/", json={"title": "victim", "arguments": big_arguments}), 413)
     assert_message(stack.get("/api/v1/jobs/00000000-0000-0000-0000-000000000000/events/", params={"type": "BAD"}), 404)
     assert_message(stack.get("/api/v1/no-such-route/"), 404)
+
+
+def test_chunked_body_past_the_limit_is_413(stack: Stack) -> None:
+    import requests
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(70):  # 70 MiB, past the 60 MiB request limit, without a Content-Length
+            yield b"x" * (1024 * 1024)
+
+    response = requests.post(
+        f"{stack.url}/api/v1/programs/run/",
+        headers={"Authorization": "Bearer awesome_token", "Content-Type": "application/json"},
+        data=chunks(),
+        timeout=120,
+    )
+    assert_message(response, 413)
+
+
+def test_deep_json_and_bad_schema_refs_are_400(stack: Stack, client: ServerlessClient) -> None:
+    upload(client, "deep", "hello")
+    deep = "[" * 100_000 + "]" * 100_000
+    assert_message(stack.post("/api/v1/programs/run/", json={"title": "deep", "arguments": deep}), 400)
+    bad_ref = post_upload(stack, tar_of({"main.py": b"x"}), title="deep", arguments_schema='{"$ref": "#/nope"}')
+    assert_message(bad_ref, 400)
+    truncated = tar_of({"main.py": b"print(1)" * 1000})
+    import gzip
+
+    assert_message(post_upload(stack, gzip.compress(truncated)[:200], title="deep"), 400)
