@@ -57,6 +57,10 @@ def validate_artifact(source: IO[bytes], entrypoint: str) -> None:
     try:
         with tarfile.open(fileobj=source, mode="r:*") as archive:
             members = check_members(archive, Path("/artifact"))
+            for member in members:  # read every byte once: a truncated archive fails here, not at run time
+                content = archive.extractfile(member) if member.isfile() else None
+                while content is not None and content.read(1024 * 1024):
+                    pass
     except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError):
         raise ArtifactError("Artifact is not a valid tar archive.") from None
     names = {posixpath.normpath(member.name) for member in members if member.isfile()}

@@ -45,24 +45,37 @@ class PathNormalizer:
                 await _reject(send, 413, f"Request body is larger than {limit} bytes.")
                 return
             if length is None:
-                receive = _counting(receive, limit)
+                await self.app(scope, *_capped(receive, send, limit))
+                return
         await self.app(scope, receive, send)
 
 
-def _counting(receive: Receive, limit: int) -> Receive:
-    """A body without Content-Length (chunked) is counted as it arrives and cut off past the limit."""
+def _capped(receive: Receive, send: Send, limit: int) -> tuple[Receive, Send]:
+    """A body without Content-Length (chunked) is counted as it arrives; past the limit the
+    client gets 413 and the app sees a disconnect (its own response is dropped)."""
     received = 0
+    rejected = False
+    started = False
 
     async def counted() -> Message:
-        nonlocal received
+        nonlocal received, rejected
         message = await receive()
-        if message["type"] == "http.request":
+        if message["type"] == "http.request" and not rejected:
             received += len(message.get("body", b""))
             if received > limit:
-                raise ApiError(413, f"Request body is larger than {limit} bytes.")
+                rejected = True
+                if not started:
+                    await _reject(send, 413, f"Request body is larger than {limit} bytes.")
+                return {"type": "http.disconnect"}
         return message
 
-    return counted
+    async def guarded(message: Message) -> None:
+        nonlocal started
+        if not rejected:
+            started = True
+            await send(message)
+
+    return counted, guarded
 
 
 async def _reject(send: Send, status: int, message: str) -> None:
