@@ -130,9 +130,6 @@ class Storage:
         self.fs.makedirs(self.fs._parent(self.path(target)), exist_ok=True)
         self.fs.copy(self.path(source), self.path(target))
 
-    def exists(self, key: str) -> bool:
-        return bool(self.fs.exists(self.path(key)))
-
     def delete(self, key: str) -> None:
         try:
             self.fs.rm(self.path(key), recursive=True)

@@ -15,7 +15,7 @@ from deployments.program_deployment import ensure_work_pool, sync_client
 from gateway import db
 from gateway.auth import seed_user
 from gateway.context import Services
-from gateway.errors import ApiError, install_error_handlers
+from gateway.errors import install_error_handlers
 from gateway.files.routes import router as files_router
 from gateway.jobs.routes import router as jobs_router
 from gateway.orchestrator import Orchestrator
@@ -130,6 +130,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     file_body = max(settings.max_request_bytes, settings.max_file_bytes + 1024 * 1024)
     app.add_middleware(PathNormalizer, max_body=settings.max_request_bytes, max_file_body=file_body)
     return app
-
-
-__all__ = ["ApiError", "create_app"]

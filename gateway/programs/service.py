@@ -55,15 +55,18 @@ def split_title(title: str, provider: str | None) -> tuple[str | None, str]:
     return provider or None, title
 
 
+def own_program(session: Session, owner: str, title: str) -> db.Program | None:
+    """The owner's custom (provider-less) program with this title, unique per (author, title)."""
+    return session.scalar(
+        select(db.Program).where(db.Program.author == owner, db.Program.title == title, db.Program.provider.is_(None))
+    )
+
+
 def find_program(session: Session, user: Principal, title: str, provider: str | None) -> db.Program:
     """The program the caller may use under this name, or the documented 404."""
     provider, title = split_title(title, provider)
     if provider is None:
-        program = session.scalar(
-            select(db.Program).where(
-                db.Program.author == user.name, db.Program.title == title, db.Program.provider.is_(None)
-            )
-        )
+        program = own_program(session, user.name, title)
         if program is not None:
             return program
     raise function_missing(title, provider)
@@ -177,11 +180,7 @@ def upload(
     if form.default_size is not None:
         changes["default_size"] = form.default_size
 
-    program = session.scalar(
-        select(db.Program).where(
-            db.Program.author == user.name, db.Program.title == title, db.Program.provider.is_(None)
-        )
-    )
+    program = own_program(session, user.name, title)
     entrypoint = changes.get("entrypoint") or (program.entrypoint if program else None)
     if entrypoint is None:
         raise bad_request("At least one of attributes (entrypoint, image) is required.")
