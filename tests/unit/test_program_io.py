@@ -1,0 +1,66 @@
+"""The job's data-area sync and log sink, on fsspec's in-memory filesystem (an object store stand-in)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from blocks import storage as layout
+from blocks.storage import Storage
+from flows.job_spec import JobSpec
+from flows.program_process import DataArea, LogSink
+
+
+def memory_storage() -> Storage:
+    return Storage(f"memory://qs-{uuid.uuid4().hex}")
+
+
+def spec(job_id: str = "job-1") -> JobSpec:
+    return JobSpec(job_id=job_id, program_title="p", entrypoint="main.py", data_area="users/alice", env={})
+
+
+def test_pull_skips_other_jobs_and_push_sends_changes_and_deletions(tmp_path: Path) -> None:
+    storage = memory_storage()
+    job = spec()
+    storage.put_bytes("users/alice/kept.txt", b"kept")
+    storage.put_bytes("users/alice/doomed.txt", b"doomed")
+    storage.put_bytes("users/alice/arguments/other-job.json", b"{}")
+    storage.put_bytes("users/alice/results/other-job.json", b"{}")
+    storage.put_bytes(job.arguments_key, b'{"x": 1}')
+    storage.put_bytes("users/bob/secret.txt", b"not alice's")
+
+    area = DataArea(storage, job, tmp_path / "data")
+    local = area.pull()
+    assert (local / "kept.txt").read_bytes() == b"kept"
+    assert (local / "arguments" / "job-1.json").read_bytes() == b'{"x": 1}'
+    assert not (local / "arguments" / "other-job.json").exists()
+    assert not (local / "results").exists()
+    assert not list(tmp_path.rglob("secret.txt"))
+
+    (local / "doomed.txt").unlink()
+    (local / "new.txt").write_bytes(b"new")
+    (local / "results").mkdir()
+    (local / "results" / "job-1.json").write_bytes(b'{"done": true}')
+    (local / "arguments" / "job-1.json").write_bytes(b"tampered")
+    area.push()
+
+    assert storage.get_bytes("users/alice/new.txt") == b"new"
+    assert storage.get_bytes("users/alice/doomed.txt") is None
+    assert storage.get_bytes(job.results_key) == b'{"done": true}'
+    assert storage.get_bytes(job.arguments_key) == b'{"x": 1}'  # arguments are never written back
+    assert storage.get_bytes("users/alice/kept.txt") == b"kept"
+
+
+def test_log_sink_keeps_the_newest_lines_under_the_cap(tmp_path: Path) -> None:
+    storage = memory_storage()
+    key = layout.job_logs("job-2")
+    sink = LogSink(storage, key, tmp_path / "logs.txt", size_limit=100)
+    for index in range(50):
+        sink.write(f"line {index}\n".encode())
+    sink.close()
+    text = (storage.get_bytes(key) or b"").decode()
+    lines = text.splitlines()
+    assert lines[0].startswith("[Logs exceeded maximum allowed size (100 bytes)")
+    assert lines[-1] == "line 49"
+    assert all(line.startswith("line ") for line in lines[1:])  # the cut starts on a whole line
+    assert len(text) <= 100 + len(lines[0]) + 1
