@@ -62,6 +62,13 @@ class Executor:
         self.stopping = asyncio.Event()
         self.background: set[asyncio.Task[None]] = set()
 
+    async def pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the executor is stopping."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run a coroutine in the background, keeping a reference until it ends."""
         task = asyncio.create_task(work)
@@ -92,10 +99,7 @@ class Executor:
                     )
             except Exception:
                 log.exception("heartbeat failed")
-            try:
-                await asyncio.wait_for(self.stopping.wait(), timeout=HEARTBEAT_SECONDS)
-            except TimeoutError:
-                pass
+            await self.pause(HEARTBEAT_SECONDS)
 
     async def claim(self, flow_run_id: UUID) -> None:
         """Take a scheduled run of our pool (Pending is the lock) and start it."""
@@ -218,10 +222,7 @@ class Executor:
                     self.spawn(self.cancel(run.id))
             except Exception:
                 log.exception("poll failed")
-            try:
-                await asyncio.wait_for(self.stopping.wait(), timeout=POLL_SECONDS)
-            except TimeoutError:
-                pass
+            await self.pause(POLL_SECONDS)
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
