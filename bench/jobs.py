@@ -40,16 +40,21 @@ def summary(name: str, values: list[float]) -> str:
     )
 
 
+def upload(client: ServerlessClient, title: str, folder: str) -> QiskitFunction:
+    function = client.upload(
+        QiskitFunction(title=title, entrypoint="main.py", working_dir=str(HERE / "programs" / folder))
+    )
+    assert function is not None
+    return function
+
+
 def status_of(url: str, job_id: str) -> str:
     return str(requests.get(f"{url}/api/v1/jobs/{job_id}/", headers=HEADERS, timeout=30).json()["status"])
 
 
 def latency(url: str, client: ServerlessClient, runs: int, gap: float) -> tuple[list[float], list[float]]:
     """Hello-world jobs one after the other, `gap` seconds apart (0: back to back)."""
-    function = client.upload(
-        QiskitFunction(title="bench-hello", entrypoint="main.py", working_dir=str(HERE / "programs" / "hello"))
-    )
-    assert function is not None
+    function = upload(client, "bench-hello", "hello")
     to_running: list[float] = []
     to_done: list[float] = []
     for index in range(runs):
@@ -71,10 +76,7 @@ def latency(url: str, client: ServerlessClient, runs: int, gap: float) -> tuple[
 
 
 def log_lag(url: str, client: ServerlessClient) -> list[float]:
-    function = client.upload(
-        QiskitFunction(title="bench-ticker", entrypoint="main.py", working_dir=str(HERE / "programs" / "ticker"))
-    )
-    assert function is not None
+    function = upload(client, "bench-ticker", "ticker")
     job = function.run()
     seen: dict[str, float] = {}
     lags: list[float] = []
@@ -92,10 +94,7 @@ def log_lag(url: str, client: ServerlessClient) -> list[float]:
 
 
 def stop_times(url: str, client: ServerlessClient, data_dir: Path, runs: int) -> tuple[list[float], list[float]]:
-    function = client.upload(
-        QiskitFunction(title="bench-stoppable", entrypoint="main.py", working_dir=str(HERE / "programs" / "stoppable"))
-    )
-    assert function is not None
+    function = upload(client, "bench-stoppable", "stoppable")
     gone: list[float] = []
     canceled: list[float] = []
     for _ in range(runs):

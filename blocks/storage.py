@@ -89,13 +89,16 @@ class Storage:
         """The key as a local path, when storage is a local (or shared) disk."""
         return Path(self.path(key)) if self.is_local else None
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def _make_parent(self, key: str) -> None:
         self.fs.makedirs(self.fs._parent(self.path(key)), exist_ok=True)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._make_parent(key)
         self.fs.pipe_file(self.path(key), data)
 
     def put_file(self, key: str, source: IO[bytes]) -> int:
         """Stream a file object into storage; returns the bytes written."""
-        self.fs.makedirs(self.fs._parent(self.path(key)), exist_ok=True)
+        self._make_parent(key)
         written = 0
         with self.fs.open(self.path(key), "wb", block_size=STREAM_BLOCK) as out:
             while chunk := source.read(1024 * 1024):
@@ -127,7 +130,7 @@ class Storage:
             return handle.read(), start > 0
 
     def copy(self, source: str, target: str) -> None:
-        self.fs.makedirs(self.fs._parent(self.path(target)), exist_ok=True)
+        self._make_parent(target)
         self.fs.copy(self.path(source), self.path(target))
 
     def delete(self, key: str) -> None:
@@ -140,7 +143,7 @@ class Storage:
         self.fs.get_file(self.path(key), str(target))
 
     def upload(self, source: Path, key: str) -> None:
-        self.fs.makedirs(self.fs._parent(self.path(key)), exist_ok=True)
+        self._make_parent(key)
         self.fs.put_file(str(source), self.path(key))
 
     def ping(self) -> None:

@@ -109,6 +109,11 @@ class PrefectLogMirror:
         self.sent += 1
 
 
+def truncation_notice(size_limit: int) -> str:
+    """The line that opens a job log whose oldest part was dropped (API.md §3.4)."""
+    return f"[Logs exceeded maximum allowed size ({size_limit} bytes); oldest lines were dropped.]\n"
+
+
 class DataArea:
     """The job's DATA_PATH on this node.
 
@@ -228,8 +233,7 @@ class LogSink:
             tail = handle.read()
         newline = tail.find(b"\n")
         tail = tail[newline + 1 :] if newline >= 0 else tail
-        notice = f"[Logs exceeded maximum allowed size ({self.size_limit} bytes); oldest lines were dropped.]\n"
-        self.path.write_bytes(notice.encode() + tail)
+        self.path.write_bytes(truncation_notice(self.size_limit).encode() + tail)
 
 
 def base_environment(python: Path) -> dict[str, str]:

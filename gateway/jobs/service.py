@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from blocks import storage as layout
+from flows.program_process import truncation_notice
 from gateway import db, status
 from gateway.auth import Principal
 from gateway.context import Services
@@ -103,8 +104,7 @@ def _log_text(services: Services, job: db.Job) -> str | None:
     text = data.decode("utf-8", errors="replace")
     if cut:
         text = text.split("\n", 1)[1] if "\n" in text else text
-        limit = services.settings.logs_size_limit
-        text = f"[Logs exceeded maximum allowed size ({limit} bytes); oldest lines were dropped.]\n{text}"
+        text = truncation_notice(services.settings.logs_size_limit) + text
     return text
 
 
