@@ -2,8 +2,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 RUNTIME := .venv-runtime
-export QS_DEV_USER ?= mockuser
-export QS_DEV_TOKEN ?= awesome_token
+# The development directory: user mockuser (token awesome_token) in mockgroup, admin of mockprovider.
+export QS_SEED_FILE ?= $(CURDIR)/deployments/dev-seed.toml
 
 .PHONY: install run test unit e2e lint bench clean
 
@@ -27,7 +27,7 @@ run: install
 	$(VENV)/bin/python -m deployments.stack
 
 unit: install
-	$(VENV)/bin/pytest tests/unit -q
+	$(VENV)/bin/pytest tests/unit tests/integration -q
 
 e2e: install
 	$(RUNTIME)/bin/pytest tests/e2e -q

@@ -6,10 +6,12 @@ is the only place that knows the layout (which key holds what).
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -21,9 +23,11 @@ from gateway.settings import Settings, get_settings
 USERS = "users"
 PROGRAMS = "programs"
 JOBS = "jobs"
+PROVIDERS = "providers"
 # Streams move in 8 MiB blocks: s3fs would otherwise buffer 50 MB per open file (bench/files.py weighs
 # memory against throughput: 5 MiB halves download speed on small-request stores, 16 MiB costs 75 MB).
 STREAM_BLOCK = 8 * 1024 * 1024
+PREFETCH_BLOCKS = 1  # blocks fetched ahead of the one being sent: memory is about (2 + this) blocks
 
 
 def user_area(user: str, provider: str | None = None, title: str | None = None) -> str:
@@ -36,6 +40,11 @@ def user_area(user: str, provider: str | None = None, title: str | None = None) 
 def job_area(user: str, provider: str | None, title: str) -> str:
     """The data area of a user's job of a program (per program only for provider programs)."""
     return user_area(user, provider, title if provider else None)
+
+
+def provider_area(provider: str, title: str) -> str:
+    """A provider program's own area, shared by every user's jobs of it (API.md §3.3)."""
+    return f"{PROVIDERS}/{provider}/{title}"
 
 
 def program_artifact(program_id: str) -> str:
@@ -60,6 +69,27 @@ def arguments_file(area: str, job_id: str) -> str:
 
 def results_file(area: str, job_id: str) -> str:
     return f"{area}/results/{job_id}.json"
+
+
+class Writer:
+    """An fsspec file opened without autocommit: on S3 a multipart upload completed only by
+    `commit` (and aborted by `discard`), on a local disk a temporary file moved into place."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+
+    def commit(self) -> None:
+        self.handle.close()
+        self.handle.commit()
+
+    def discard(self) -> None:
+        local = getattr(self.handle, "f", None)  # a local temporary file: close it, then remove it
+        if local is not None:
+            local.close()
+        self.handle.discard()
 
 
 class Storage:
@@ -96,14 +126,23 @@ class Storage:
         self._make_parent(key)
         self.fs.pipe_file(self.path(key), data)
 
+    def open_writer(self, key: str) -> Writer:
+        """Write a key all or nothing: readers keep seeing the old object until `commit`."""
+        self._make_parent(key)
+        return Writer(self.fs.open(self.path(key), "wb", block_size=STREAM_BLOCK, autocommit=False))
+
     def put_file(self, key: str, source: IO[bytes]) -> int:
         """Stream a file object into storage; returns the bytes written."""
-        self._make_parent(key)
+        writer = self.open_writer(key)
         written = 0
-        with self.fs.open(self.path(key), "wb", block_size=STREAM_BLOCK) as out:
+        try:
             while chunk := source.read(1024 * 1024):
-                out.write(chunk)
+                writer.write(chunk)
                 written += len(chunk)
+        except BaseException:
+            writer.discard()
+            raise
+        writer.commit()
         return written
 
     def get_bytes(self, key: str) -> bytes | None:
@@ -113,10 +152,17 @@ class Storage:
             return None
 
     def stream(self, key: str) -> Iterator[bytes]:
-        """The key's bytes in chunks, never the whole object in memory."""
-        with self.fs.open(self.path(key), "rb", block_size=STREAM_BLOCK) as handle:
-            while chunk := handle.read(1024 * 1024):
-                yield chunk
+        """The key's bytes in chunks, never the whole object in memory.
+
+        On object storage the next block is fetched while the current one is sent
+        (at most PREFETCH_BLOCKS ahead), so a download costs one fetch, not fetch + send.
+        """
+        if self.is_local:
+            with self.fs.open(self.path(key), "rb") as handle:
+                while chunk := handle.read(1024 * 1024):
+                    yield chunk
+            return
+        yield from _prefetched(self.fs, self.path(key))
 
     def read_tail(self, key: str, limit: int) -> tuple[bytes, bool] | None:
         """The last `limit` bytes of a key and whether anything was cut; None when missing."""
@@ -149,6 +195,39 @@ class Storage:
     def ping(self) -> None:
         """Raise when the storage root cannot be reached (on object stores: its bucket)."""
         self.fs.ls(self.root if self.is_local else self.root.split("/", 1)[0], detail=False)
+
+
+def _prefetched(fs: AbstractFileSystem, path: str) -> Iterator[bytes]:
+    blocks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=PREFETCH_BLOCKS)
+    abandoned = threading.Event()
+
+    def offer(item: bytes | BaseException | None) -> bool:
+        while not abandoned.is_set():
+            try:
+                blocks.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            with fs.open(path, "rb", block_size=STREAM_BLOCK, cache_type="none") as handle:
+                while chunk := handle.read(STREAM_BLOCK):
+                    if not offer(chunk):
+                        return
+            offer(None)
+        except BaseException as error:  # handed to the consumer, raised there
+            offer(error)
+
+    threading.Thread(target=fetch, name="storage-prefetch", daemon=True).start()
+    try:
+        while (item := blocks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        abandoned.set()  # a client that hung up stops the fetcher within 0.5 s
 
 
 class StorageLocation(Block):

@@ -19,7 +19,7 @@ UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 # Never copied to Ray workers (visible in the Ray dashboard): workers read storage from the Prefect block.
-SECRET_SETTINGS = frozenset({"QS_DEV_TOKEN", "QS_S3_KEY", "QS_S3_SECRET", "QS_DATABASE_URL"})
+SECRET_SETTINGS = frozenset({"QS_S3_KEY", "QS_S3_SECRET", "QS_DATABASE_URL"})
 
 
 def platform_env(settings: Settings) -> dict[str, str]:
@@ -83,7 +83,9 @@ def upsert_deployment(
 ) -> UUID:
     """Create or update the program's deployment (Prefect upserts on flow + name)."""
     flow_id = client.create_flow_from_name(FLOW_NAME)
-    tags = job_tags(owner, title, provider)
+    # Not the user tag: Prefect adds deployment tags to every run, and a provider program's
+    # runs belong to whoever runs them (the active-job limit counts runs by user tag).
+    tags = [tag for tag in job_tags(owner, title, provider) if tag != user_tag(owner)]
     return client.create_deployment(
         flow_id=flow_id,
         name=name,
@@ -103,8 +105,12 @@ def upsert_deployment(
     )
 
 
+def user_tag(user: str) -> str:
+    return f"user:{user}"
+
+
 def job_tags(owner: str, title: str, provider: str | None) -> list[str]:
-    tags = [f"user:{owner}", f"program:{title}"]
+    tags = [user_tag(owner), f"program:{title}"]
     if provider:
         tags.append(f"provider:{provider}")
     return tags

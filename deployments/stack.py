@@ -157,7 +157,7 @@ def main() -> None:
             f"  Prefect UI: {settings.prefect_url.removesuffix('/api')}\n"
             f"  Ray:        {settings.ray_cluster}\n"
             f"  Storage:    {settings.storage_root}\n"
-            f"  Dev user:   {settings.dev_user or '-'} (token: {settings.dev_token or '-'})\n"
+            f"  Directory:  {settings.seed_file or 'no seed file'} (add users: python -m gateway.cli users add NAME)\n"
             f"  Logs:       {stack.logs}\n"
             "Press Ctrl-C to stop everything.",
             flush=True,

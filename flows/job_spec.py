@@ -19,8 +19,10 @@ class JobSpec(BaseModel):
     program_title: str
     entrypoint: str
     data_area: str
+    provider_area: str | None = None  # a provider program's shared area (FUNCTION_DATA_PATH)
     env: dict[str, str]
     program_env: dict[str, str] = {}
+    dependencies: list[str] = []  # the program's normalized allow-listed requirements, installed per node
 
     @property
     def artifact_key(self) -> str:

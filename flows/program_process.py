@@ -21,6 +21,7 @@ from typing import IO, cast
 
 from blocks.storage import Storage
 from flows.artifact import extract_artifact
+from flows.dependencies import DependencyInstallError, ensure_environment, install_specs, read_allow_list
 from flows.job_spec import JobSpec
 from gateway.settings import Settings
 
@@ -115,33 +116,53 @@ def truncation_notice(size_limit: int) -> str:
 
 
 class DataArea:
-    """The job's DATA_PATH on this node.
+    """A data area of the job on this node: its DATA_PATH, or a provider program's shared area.
 
     On a shared local disk it is the storage area itself. On object storage it is
-    a scratch copy: pulled before the program starts (all but other jobs'
-    arguments and results) and pushed back (new, changed and deleted files)
-    before the job can turn terminal.
+    a scratch copy: pulled before the program starts and pushed back (new, changed
+    and deleted files) before the job can turn terminal. In a user area other jobs'
+    arguments and results are neither pulled nor pushed; only this job's are.
     """
 
-    SKIPPED = ("arguments/", "results/")
+    JOB_FILES = ("arguments/", "results/")
 
-    def __init__(self, storage: Storage, spec: JobSpec, scratch: Path) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        area: str,
+        scratch: Path,
+        skipped: tuple[str, ...] = (),
+        fetched: str | None = None,
+        published: str | None = None,
+    ) -> None:
         self.storage = storage
-        self.spec = spec
-        self.area = spec.data_area
-        shared = storage.local_path(self.area)
+        self.area = area
+        self.skipped = skipped
+        self.fetched = fetched  # relative path pulled although skipped (the job's arguments)
+        self.published = published  # relative path pushed although skipped (the job's result)
+        shared = storage.local_path(area)
         self.path = shared if shared is not None else scratch
         self.snapshot: dict[str, tuple[int, int]] = {}
 
+    @classmethod
+    def of_job(cls, storage: Storage, spec: JobSpec, scratch: Path) -> DataArea:
+        start = len(spec.data_area) + 1
+        return cls(
+            storage, spec.data_area, scratch, cls.JOB_FILES, spec.arguments_key[start:], spec.results_key[start:]
+        )
+
     def pull(self) -> Path:
         if self.storage.is_local:
+            self.path.mkdir(parents=True, exist_ok=True)
             return self.path
+        self.path.mkdir(parents=True, exist_ok=True)
         prefix = self.storage.path(self.area) + "/"
         for remote in self.storage.fs.find(prefix):
             relative = str(remote)[len(prefix) :]
-            if relative and not relative.startswith(self.SKIPPED):
+            if relative and not relative.startswith(self.skipped):
                 self._fetch(relative)
-        self._fetch(self.spec.arguments_key[len(self.area) + 1 :])
+        if self.fetched is not None:
+            self._fetch(self.fetched)
         self.snapshot = self._scan()
         return self.path
 
@@ -162,13 +183,12 @@ class DataArea:
         if self.storage.is_local:
             return
         current = self._scan()
-        results = self.spec.results_key[len(self.area) + 1 :]
         for relative, signature in current.items():
-            own_result = relative == results
-            if (own_result or not relative.startswith(self.SKIPPED)) and self.snapshot.get(relative) != signature:
+            shared = relative == self.published or not relative.startswith(self.skipped)
+            if shared and self.snapshot.get(relative) != signature:
                 self.storage.upload(self.path / relative, f"{self.area}/{relative}")
         for relative in self.snapshot.keys() - current.keys():
-            if not relative.startswith(self.SKIPPED):
+            if not relative.startswith(self.skipped):
                 self.storage.delete(f"{self.area}/{relative}")
 
 
@@ -243,8 +263,18 @@ def base_environment(python: Path) -> dict[str, str]:
     return env
 
 
-def program_environment(spec: JobSpec, data_dir: Path, settings: Settings) -> dict[str, str]:
-    """System variables first, then the program's own env_vars on top (API.md §3.1)."""
+def program_environment(
+    spec: JobSpec,
+    data_dir: Path,
+    settings: Settings,
+    packages: Path | None = None,
+    function_data: Path | None = None,
+) -> dict[str, str]:
+    """System variables first, then the program's own env_vars on top (API.md §3.1).
+
+    The directory of the program's dependencies, if any, leads PYTHONPATH (cold start) and
+    the warm interpreter puts PYTHONPATH on sys.path the same way (runtime_bootstrap.py).
+    """
     env = base_environment(settings.runtime_python)
     env.update(spec.env)
     env.update(
@@ -256,8 +286,23 @@ def program_environment(spec: JobSpec, data_dir: Path, settings: Settings) -> di
             "RAY_ADDRESS": settings.ray_cluster,
         }
     )
+    if function_data is not None:
+        # Upstream mounts the provider area at /function_data; here it is wherever the node keeps it.
+        env["FUNCTION_DATA_PATH"] = str(function_data)
     env.update(spec.program_env)
+    if packages is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(packages), env.get("PYTHONPATH")]))
     return env
+
+
+def install_dependencies(spec: JobSpec, settings: Settings, sink: LogSink) -> Path | None:
+    """The node's cached directory of the job's packages (built on first use), logged to the job."""
+    if not spec.dependencies:
+        return None
+    wanted = install_specs(spec.dependencies, read_allow_list(settings.allowed_dependencies_file))
+    return ensure_environment(
+        wanted, settings.scratch / "envs", settings.runtime_python, log=lambda line: sink.write(f"{line}\n".encode())
+    )
 
 
 def run_program_process(
@@ -268,6 +313,9 @@ def run_program_process(
     sink = LogSink(storage, spec.logs_key, workdir / "logs.txt", settings.logs_size_limit, mirror)
     try:
         return _run(spec, storage, settings, workdir, sink)
+    except DependencyInstallError as error:
+        sink.write(f"{error}\n".encode())  # pip's own words; a traceback would only add noise
+        raise
     except Exception:
         # An infrastructure failure is the job's failure: its traceback goes to the job log.
         sink.write(traceback.format_exc().encode())
@@ -284,19 +332,23 @@ def _run(spec: JobSpec, storage: Storage, settings: Settings, workdir: Path, sin
     storage.download(spec.artifact_key, tar_path)
     extract_artifact(tar_path, artifact_dir)
     tar_path.unlink()
+    packages = install_dependencies(spec, settings, sink)
 
-    area = DataArea(storage, spec, workdir / "data")
-    data_dir = area.pull()
+    areas = [DataArea.of_job(storage, spec, workdir / "data")]
+    if spec.provider_area is not None:
+        areas.append(DataArea(storage, spec.provider_area, workdir / "function_data"))
+    data_dir, *provider_dir = [area.pull() for area in areas]
     (data_dir / "arguments").mkdir(parents=True, exist_ok=True)
     (data_dir / "results").mkdir(parents=True, exist_ok=True)
 
-    env = program_environment(spec, data_dir, settings)
+    env = program_environment(spec, data_dir, settings, packages, provider_dir[0] if provider_dir else None)
     process = start_program(spec, artifact_dir, env, settings)
     output = cast(io.BufferedReader, process.stdout)
     while chunk := output.read1(CHUNK_BYTES):
         sink.write(chunk)
     exit_code = process.wait()
-    area.push()
+    for area in areas:
+        area.push()
     if settings.warm_interpreters:
         SPARE.refill(settings.runtime_python, settings.scratch)
     return exit_code

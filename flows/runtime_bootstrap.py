@@ -2,12 +2,13 @@
 
 It pays the 2-3 s import of qiskit and qiskit_serverless while idle, then waits for
 exactly one job on stdin: `{"cwd", "env", "entrypoint"}` as one JSON line. It then
-becomes that program: working directory, environment, argv and sys.path[0] as
-`python <entrypoint>` would have them. One interpreter serves one job, so nothing
-leaks between jobs or users.
+becomes that program: working directory, environment, argv and sys.path (its [0]
+and PYTHONPATH's entries) as `python <entrypoint>` would have them. One interpreter
+serves one job, so nothing leaks between jobs or users.
 """
 
 import atexit
+import importlib
 import json
 import os
 import runpy
@@ -31,6 +32,9 @@ os.environ.update(job["env"])
 entrypoint = os.path.abspath(job["entrypoint"])
 sys.argv = [job["entrypoint"]]
 sys.path[0] = os.path.dirname(entrypoint)
+# PYTHONPATH (e.g. the job's dependencies) lands where a fresh interpreter puts it: right after sys.path[0].
+sys.path[1:1] = [os.path.abspath(entry) for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+importlib.invalidate_caches()
 del request, job, null
 
 

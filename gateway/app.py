@@ -13,9 +13,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from blocks.storage import block_name, location_from_settings
 from deployments.program_deployment import ensure_work_pool, sync_client
 from gateway import db
-from gateway.auth import seed_user
 from gateway.context import Services
-from gateway.errors import install_error_handlers
+from gateway.directory import seed
+from gateway.errors import ERROR_RESPONSES, install_error_handlers
 from gateway.files.routes import router as files_router
 from gateway.jobs.routes import router as jobs_router
 from gateway.orchestrator import Orchestrator
@@ -96,9 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db.create_schema()
-        if settings.dev_user and settings.dev_token:
+        if settings.seed_file is not None:
             with db.session_factory()() as session:
-                seed_user(session, settings.dev_user, settings.dev_token)
+                seed(session, settings.seed_file)
         ensure_work_pool(settings)
         location = location_from_settings(settings)
         await location.asave(block_name(settings), overwrite=True)
@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     install_error_handlers(app)
-    api = APIRouter(prefix="/api/v1")
+    api = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
     api.include_router(programs_router)
     api.include_router(jobs_router)
     api.include_router(files_router)

@@ -7,10 +7,6 @@ job is active, so a leaked job token dies with its job.
 
 from __future__ import annotations
 
-import hashlib
-import re
-import secrets
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header
@@ -18,43 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway import db
+from gateway.access.facts import user_groups
+from gateway.access.subject import Principal
 from gateway.context import Services, ServicesDep
+from gateway.directory import hash_token
 from gateway.errors import ApiError
 from gateway.status import ACTIVE, job_status
 
-USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,150}$")
 CHANNELS = {"local", "ibm_cloud", "ibm_quantum_platform"}
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    job_id: str | None = None  # set when authenticated with a job's callback token
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def valid_name(name: str) -> bool:
-    """User names become storage folders: safe characters only, and never `.` or `..`."""
-    return bool(USER_NAME.match(name)) and set(name) != {"."}
-
-
-def seed_user(session: Session, name: str, token: str) -> None:
-    """Create the user, or give an existing one this token (development seeding)."""
-    if not valid_name(name):
-        raise ValueError(f"invalid user name {name!r}: use letters, digits and _ . @ - (not only dots)")
-    user = session.get(db.User, name)
-    if user is None:
-        session.add(db.User(name=name, token_hash=hash_token(token)))
-    else:
-        user.token_hash = hash_token(token)
-    session.commit()
 
 
 def _bearer(authorization: str | None) -> str:
@@ -75,10 +42,10 @@ def authenticate(
     digest = hash_token(_bearer(authorization))
     user = session.scalar(select(db.User).where(db.User.token_hash == digest))
     if user is not None:
-        return Principal(user.name)
+        return Principal(user.name, user_groups(session, user.name))
     job = session.scalar(select(db.Job).where(db.Job.token_hash == digest))
     if job is not None and _job_is_active(services, job.flow_run_id):
-        return Principal(job.author, job_id=job.id)
+        return Principal(job.author, user_groups(session, job.author), job_id=job.id)
     raise ApiError(401, "Invalid token.")
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Text, create_engine, event
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -33,6 +33,19 @@ class Base(DeclarativeBase):
     pass
 
 
+class InvalidText(ValueError):
+    """A text value the store cannot keep (PostgreSQL refuses NUL characters in text)."""
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_nul(session: Session, *_: object) -> None:
+    """One rule for every text column, on SQLite and PostgreSQL alike."""
+    for row in (*session.new, *session.dirty):
+        for value in vars(row).values():
+            if isinstance(value, str) and "\x00" in value:
+                raise InvalidText("Text values cannot contain NUL characters.")
+
+
 class User(Base):
     __tablename__ = "users"
     name: Mapped[str] = mapped_column(String(150), primary_key=True)
@@ -40,9 +53,59 @@ class User(Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Group(Base):
+    __tablename__ = "groups"
+    name: Mapped[str] = mapped_column(String(150), primary_key=True)
+
+
+class Membership(Base):
+    __tablename__ = "group_members"
+    group: Mapped[str] = mapped_column(ForeignKey("groups.name", ondelete="CASCADE"), primary_key=True)
+    user: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Provider(Base):
+    __tablename__ = "providers"
+    name: Mapped[str] = mapped_column(String(150), primary_key=True)
+    image_registry: Mapped[str | None] = mapped_column(String(512), default=None)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProviderAdmin(Base):
+    """Members of these groups administer the provider: upload, provider jobs, logs and files."""
+
+    __tablename__ = "provider_admins"
+    provider: Mapped[str] = mapped_column(ForeignKey("providers.name", ondelete="CASCADE"), primary_key=True)
+    group: Mapped[str] = mapped_column(ForeignKey("groups.name", ondelete="CASCADE"), primary_key=True)
+
+
+class Grant(Base):
+    """A group's permission on a provider program: `view` (list, get) or `run` (which implies view).
+
+    `trial` marks the group's runs as trial runs (ENV_ACCESS_TRIAL, business model TRIAL).
+    """
+
+    __tablename__ = "program_grants"
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True)
+    group: Mapped[str] = mapped_column(ForeignKey("groups.name", ondelete="CASCADE"), primary_key=True)
+    permission: Mapped[str] = mapped_column(String(8), default="view")
+    trial: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class Program(Base):
     __tablename__ = "programs"
-    __table_args__ = (Index("ix_program_owner_title", "author", "provider", "title", unique=True),)
+    # A custom program is unique per (author, title), a provider program per (provider, title).
+    __table_args__ = (
+        Index(
+            "ux_custom_program",
+            "author",
+            "title",
+            unique=True,
+            sqlite_where=text("provider IS NULL"),
+            postgresql_where=text("provider IS NULL"),
+        ),
+        Index("ux_provider_program", "provider", "title", unique=True),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     author: Mapped[str] = mapped_column(ForeignKey("users.name"), index=True)
     title: Mapped[str] = mapped_column(String(255))
@@ -59,6 +122,8 @@ class Program(Base):
     sizes: Mapped[str] = mapped_column(Text, default="{}")
     default_size: Mapped[str | None] = mapped_column(String(64), default=None)
     type: Mapped[str] = mapped_column(String(16), default="GENERIC")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled_message: Mapped[str | None] = mapped_column(Text, default=None)
     deployment_id: Mapped[str | None] = mapped_column(String(36), default=None)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

@@ -8,7 +8,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway import db
 
 log = logging.getLogger("qiskit_serverless.gateway")
 
@@ -19,6 +23,27 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.extra = extra
+
+
+class ErrorOut(BaseModel):
+    """Every error the gateway answers: one human-readable message."""
+
+    message: str
+
+
+# Documented on every /api/v1 route (the OpenAPI docs and the schema fuzzing check them).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in {
+        400: "Invalid input",
+        401: "Missing or invalid token",
+        403: "Not allowed on this job",
+        404: "Not found, or not visible to the caller",
+        413: "Body too large",
+        423: "Function disabled",
+        429: "Active job limit reached",
+    }.items()
+}
 
 
 def not_found(message: str) -> ApiError:
@@ -40,6 +65,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
         return JSONResponse({"message": error.message, **error.extra}, status_code=error.status)
+
+    @app.exception_handler(DataError)
+    async def unstorable(_: Request, error: DataError) -> JSONResponse:
+        # PostgreSQL refuses what SQLite lets through (NUL characters, over-long values).
+        return JSONResponse({"message": "A value is too long or has characters that cannot be stored."}, 400)
+
+    @app.exception_handler(db.InvalidText)
+    async def invalid_text(_: Request, error: db.InvalidText) -> JSONResponse:
+        return JSONResponse({"message": str(error)}, status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -10,14 +10,25 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+    WorkPoolFilter,
+    WorkPoolFilterName,
+)
 from prefect.client.schemas.objects import State, StateType, WorkPoolStatus
 from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
 from prefect.states import Cancelled, Cancelling
 
 from deployments import program_deployment
 from flows.cancellation import STOPPED_MESSAGE
+from gateway import status
 from gateway.settings import Settings
+
+ACTIVE_STATE_TYPES = [state for name in status.ACTIVE for state in status.state_types(name)]
 
 
 class Orchestrator:
@@ -67,6 +78,16 @@ class Orchestrator:
             states = self.states(chunk)
             found.update(run_id for run_id, state in states.items() if state is not None and state.type in types)
         return found
+
+    def active_jobs(self, owner: str) -> int:
+        """How many of the user's runs on this platform's work pool are queued, pending or running."""
+        return self.client.count_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[program_deployment.user_tag(owner)]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=ACTIVE_STATE_TYPES)),
+            ),
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self.settings.work_pool])),
+        )
 
     def history(self, flow_run_id: str) -> list[State]:
         return self.client.read_flow_run_states(UUID(flow_run_id))

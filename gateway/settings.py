@@ -56,12 +56,16 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/gateway.db."
     )
-    dev_user: str | None = Field(default=None, description="Seed this user at start (development).")
-    dev_token: str | None = Field(default=None, description="Token of the seeded dev user (stored hashed).")
+    seed_file: Path | None = Field(
+        default=None, description="TOML directory seed applied at start (users, groups, providers); for development."
+    )
 
     # Limits
     max_artifact_bytes: int = 50 * 1024 * 1024
     max_arguments_bytes: int = 1024 * 1024
+    max_active_jobs: int = Field(
+        default=50, description="Active (queued, pending, running) jobs per user (429 past it)."
+    )
     max_request_bytes: int = 60 * 1024 * 1024
     logs_size_limit: int = Field(default=50 * 1024 * 1024, description="Bytes of job log kept (the tail).")
     prefect_log_lines: int = Field(default=10_000, description="Program output lines copied to the Prefect UI per job.")
@@ -75,6 +79,10 @@ class Settings(BaseSettings):
         default=True, description="Keep a pre-started runtime interpreter per Ray worker (skips the qiskit import)."
     )
     scratch_dir: Path | None = Field(default=None, description="Where jobs unpack; default <data_dir>/scratch.")
+    allowed_dependencies_file: Path = Field(
+        default=REPO_ROOT / "requirements" / "allowed-dependencies.txt",
+        description="Allow-list of extra packages programs may depend on (one requirement per line).",
+    )
 
     @property
     def prefect_url(self) -> str:

@@ -5,26 +5,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from gateway.auth import CurrentUser, DbSession, Principal
+from gateway.access.subject import Principal
+from gateway.auth import CurrentUser, DbSession
 from gateway.context import ServicesDep
-from gateway.errors import bad_request
-from gateway.files import service
+from gateway.files import service, streaming
+from gateway.files.content_type import SNIFF_BYTES
 
 router = APIRouter(prefix="/files", tags=["files"])
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            }
+        },
+    }
+}
 Text = Annotated[str | None, Query(max_length=255)]
 Resolver = Callable[[Session, Principal, str | None, str | None], str]
-
-
-def _user(session: Session, user: Principal, function: str | None, provider: str | None) -> str:
-    return service.user_area(session, user, function, provider)
-
-
-def _provider(session: Session, user: Principal, function: str | None, provider: str | None) -> str:
-    return service.provider_area(provider, function)
 
 
 def _add_routes(prefix: str, area: Resolver, label: str) -> None:
@@ -34,21 +42,27 @@ def _add_routes(prefix: str, area: Resolver, label: str) -> None:
     ) -> dict[str, list[str]]:
         return {"results": service.list_files(services, area(session, user, function, provider))}
 
-    @router.post(f"{prefix}/upload", summary=f"Upload a file to the {label} area (overwrites)")
-    def upload(
+    @router.post(
+        f"{prefix}/upload",
+        summary=f"Upload a file to the {label} area (streamed to storage; overwrites)",
+        openapi_extra=UPLOAD_BODY,
+    )
+    async def upload(
+        request: Request,
         user: CurrentUser,
         session: DbSession,
         services: ServicesDep,
-        file: Annotated[UploadFile | None, File()] = None,
         function: Text = None,
         provider: Text = None,
     ) -> dict[str, str]:
-        if file is None:
-            raise bad_request("A file should be uploaded.")
-        name = service.safe_name(file.filename)
-        service.check_upload(services, file.file, file.size)
-        target = area(session, user, function, provider)
-        return {"message": service.store(services, target, name, file.file)}
+        # The reference order: the file's name and type first, then access, then the bytes.
+        incoming = streaming.MultipartFile(request)
+        filename, head = await incoming.start(SNIFF_BYTES)
+        name = service.safe_name(filename)
+        service.check_type(head)
+        target = await run_in_threadpool(area, session, user, function, provider)
+        await streaming.store(services.storage, f"{target}/{name}", incoming, services.settings.max_file_bytes)
+        return {"message": name}
 
     @router.get(f"{prefix}/download", summary=f"Download a file of the {label} area (streamed)")
     def download(
@@ -78,5 +92,5 @@ def _add_routes(prefix: str, area: Resolver, label: str) -> None:
         return {"message": "Requested file was deleted."}
 
 
-_add_routes("/provider", _provider, "provider")
-_add_routes("", _user, "user")
+_add_routes("/provider", service.provider_area, "provider")
+_add_routes("", service.user_area, "user")

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import IO
 
 from sqlalchemy.orm import Session
 
 from blocks import storage as layout
-from gateway.auth import Principal
+from gateway import db
+from gateway.access import files as policy
+from gateway.access.facts import admin_groups
+from gateway.access.subject import Principal
 from gateway.context import Services
-from gateway.errors import ApiError, bad_request, not_found
-from gateway.files.content_type import SNIFF_BYTES, allowed
-from gateway.programs.service import find_program
+from gateway.errors import bad_request, not_found
+from gateway.files.content_type import allowed
+from gateway.programs.service import find_program, function_missing, stored_program
 
 UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 NOT_FOUND = "Requested file was not found."
@@ -30,17 +32,26 @@ def safe_name(name: str | None) -> str:
 
 
 def user_area(session: Session, user: Principal, function: str | None, provider: str | None) -> str:
+    """The caller's area for this function; the function must be visible to them (API.md §7.4)."""
     if not function:
         raise bad_request("'function' not provided or is not valid")
     program = find_program(session, user, function, provider)
     return layout.job_area(user.name, program.provider, program.title)
 
 
-def provider_area(provider: str | None, function: str | None) -> str:
+def provider_area(session: Session, user: Principal, function: str | None, provider: str | None) -> str:
     if not provider:
         raise bad_request("'provider' not provided or is not valid")
-    # Providers and their admin groups arrive with the access-rules work; until then none exist.
-    raise not_found(f"Provider {provider} doesn't exist.")
+    if not function:
+        raise bad_request("'function' not provided or is not valid")
+    if session.get(db.Provider, provider) is None or not policy.can_use_provider_area(
+        user, admin_groups(session, provider)
+    ):
+        raise not_found(f"Provider {provider} doesn't exist.")
+    program = stored_program(session, user.name, function, provider)
+    if program is None:
+        raise function_missing(function, provider)
+    return layout.provider_area(provider, program.title)
 
 
 def list_files(services: Services, area: str) -> list[str]:
@@ -52,18 +63,10 @@ def list_files(services: Services, area: str) -> list[str]:
     return sorted(str(entry["name"]).rsplit("/", 1)[-1] for entry in entries if entry.get("type") == "file")
 
 
-def check_upload(services: Services, source: IO[bytes], size: int | None) -> None:
-    head = source.read(SNIFF_BYTES)
-    source.seek(0)
+def check_type(head: bytes) -> None:
+    """Judged by the bytes, never the name (API.md §2.15)."""
     if not allowed(head):
         raise bad_request("Uploaded file is not a valid type.")
-    if size is not None and size > services.settings.max_file_bytes:
-        raise ApiError(413, f"File is larger than {services.settings.max_file_bytes} bytes.")
-
-
-def store(services: Services, area: str, name: str, source: IO[bytes]) -> str:
-    services.storage.put_file(f"{area}/{name}", source)
-    return name
 
 
 def open_download(services: Services, area: str, name: str) -> tuple[int, Iterator[bytes]]:

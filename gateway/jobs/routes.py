@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from gateway.auth import CurrentUser, DbSession
 from gateway.context import ServicesDep
 from gateway.jobs import service
-from gateway.jobs.schemas import ErrorEventIn, EventOut, JobOut, JobPage, RuntimeJobIn, StopRequest
+from gateway.jobs.schemas import ErrorEventIn, EventOut, JobOut, JobPage, JobQuery, RuntimeJobIn, StopRequest
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Nothing stored yet."}}
@@ -20,39 +19,32 @@ NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Nothing sto
 @router.get("", response_model=JobPage, summary="The caller's jobs, newest first")
 def list_jobs(
     request: Request,
+    query: Annotated[JobQuery, Depends()],
     user: CurrentUser,
     session: DbSession,
     services: ServicesDep,
-    limit: Annotated[int, Query(ge=0, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-    status: Annotated[str | None, Query(max_length=32)] = None,
-    created_after: Annotated[datetime | None, Query(description="Inclusive (>=), ISO 8601 with offset")] = None,
-    function: Annotated[str | None, Query(max_length=255)] = None,
-    provider: Annotated[str | None, Query(max_length=255)] = None,
-    filter: Annotated[str | None, Query(description="'catalog' or 'serverless'")] = None,
 ) -> JobPage:
-    count, items = service.list_jobs(
-        services,
-        session,
-        user,
-        limit=limit,
-        offset=offset,
-        job_status=status,
-        created_after=created_after,
-        function=function,
-        provider=provider,
-        filter_=filter,
-    )
-    base_url = str(request.url.replace(query=""))
-    return service.page(base_url, count, items, limit, offset)
+    count, items = service.list_jobs(services, session, user, query)
+    return service.page(str(request.url.replace(query="")), count, items, query.limit, query.offset)
+
+
+@router.get("/provider", response_model=JobPage, summary="Every user's jobs of a provider's functions (admins)")
+def list_provider_jobs(
+    request: Request,
+    query: Annotated[JobQuery, Depends()],
+    user: CurrentUser,
+    session: DbSession,
+    services: ServicesDep,
+) -> JobPage:
+    count, items = service.list_provider_jobs(services, session, user, query)
+    return service.page(str(request.url.replace(query="")), count, items, query.limit, query.offset)
 
 
 @router.get("/{job_id}", response_model=JobOut, response_model_exclude_none=False, summary="One job")
 def get_job(
     job_id: str, user: CurrentUser, session: DbSession, services: ServicesDep, with_result: bool = False
 ) -> dict[str, Any]:
-    job = service.get_job(session, user, job_id)
-    out = service.describe(services, session, job, with_result)
+    out = service.job_detail(services, session, user, job_id, with_result)
     return out.model_dump(exclude=set() if with_result else {"result"})
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 
@@ -64,3 +67,16 @@ class StopRequest(BaseModel):
 class RuntimeJobIn(BaseModel):
     runtime_job: str = Field(min_length=1, max_length=255)
     runtime_session: str | None = Field(default=None, max_length=255)
+
+
+@dataclass
+class JobQuery:
+    """Filters and paging of the job lists (API.md §7.1); links carry only limit and offset."""
+
+    limit: Annotated[int, Query(ge=0, le=10_000, description="0 means no limit")] = 100
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0
+    status: Annotated[str | None, Query(max_length=32, description="Gateway status, e.g. SUCCEEDED")] = None
+    created_after: Annotated[datetime | None, Query(description="Inclusive (>=), ISO 8601 with offset")] = None
+    function: Annotated[str | None, Query(max_length=255, description="A function title")] = None
+    provider: Annotated[str | None, Query(max_length=255)] = None
+    filter: Annotated[str | None, Query(max_length=32, description="'catalog' or 'serverless'")] = None

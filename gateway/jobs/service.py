@@ -5,22 +5,26 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect.client.schemas.objects import State
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from blocks import storage as layout
 from flows.program_process import truncation_notice
 from gateway import db, status
-from gateway.auth import Principal
+from gateway.access import jobs as policy
+from gateway.access.facts import admin_groups, job_facts
+from gateway.access.jobs import JobFacts
+from gateway.access.subject import Principal
 from gateway.context import Services
 from gateway.errors import ApiError, bad_request, not_found
 from gateway.jobs import logs as log_rules
-from gateway.jobs.schemas import ErrorEventIn, EventOut, JobOut, JobPage, ProgramRef, SubStatus
+from gateway.jobs.schemas import ErrorEventIn, EventOut, JobOut, JobPage, JobQuery, ProgramRef, SubStatus
 from gateway.programs.service import function_missing
 
 ERROR = "ERROR"
@@ -31,16 +35,34 @@ def job_missing(job_id: str) -> ApiError:
     return not_found(f"Job [{job_id}] not found")
 
 
-def get_job(session: Session, user: Principal, job_id: str) -> db.Job:
-    """The caller's own job, or the same 404 whether it is missing or someone else's."""
+def _load(session: Session, job_id: str) -> tuple[db.Job, db.Program, JobFacts] | None:
     try:
         uuid.UUID(job_id)
     except ValueError:
-        raise job_missing(job_id) from None
+        return None
     job = session.get(db.Job, job_id)
-    if job is None or job.author != user.name:
-        raise job_missing(job_id)
-    return job
+    if job is None:
+        return None
+    program = program_of(session, job)
+    return job, program, job_facts(session, job, program)
+
+
+def _allowed(session: Session, job_id: str, rule: Callable[[JobFacts], bool], denied: ApiError) -> db.Job:
+    """The job when the policy rule allows it, else `denied` (the same whether missing or hidden)."""
+    found = _load(session, job_id)
+    if found is None or not rule(found[2]):
+        raise denied
+    return found[0]
+
+
+def get_job(session: Session, user: Principal, job_id: str) -> db.Job:
+    """A job the caller may read: the author's, or a provider job for the provider's admins."""
+    return _allowed(session, job_id, lambda facts: policy.can_read(user, facts), job_missing(job_id))
+
+
+def own_job(session: Session, user: Principal, job_id: str) -> db.Job:
+    """A job only its author may use (result, logs, events, sub-status, runtime jobs, stop)."""
+    return _allowed(session, job_id, lambda facts: policy.is_author(user, facts), job_missing(job_id))
 
 
 def program_of(session: Session, job: db.Job) -> db.Program:
@@ -66,12 +88,18 @@ def job_out(job: db.Job, program: db.Program, state: State | None) -> JobOut:
     )
 
 
-def describe(services: Services, session: Session, job: db.Job, with_result: bool) -> JobOut:
+def describe(services: Services, session: Session, job: db.Job, with_result: bool = False) -> JobOut:
+    """The job; with its result when asked (callers only ask for their own jobs)."""
     program = program_of(session, job)
     out = job_out(job, program, services.orchestrator.state(job.flow_run_id))
     if with_result:
         out.result = read_result(services, job, program)
     return out
+
+
+def job_detail(services: Services, session: Session, user: Principal, job_id: str, with_result: bool) -> JobOut:
+    job = get_job(session, user, job_id)
+    return describe(services, session, job, with_result and policy.is_author(user, JobFacts(author=job.author)))
 
 
 def data_area(job: db.Job, program: db.Program) -> str:
@@ -84,14 +112,14 @@ def read_result(services: Services, job: db.Job, program: db.Program) -> str | N
 
 
 def result(services: Services, session: Session, user: Principal, job_id: str) -> str | None:
-    job = get_job(session, user, job_id)
+    job = own_job(session, user, job_id)
     program = program_of(session, job)
     return read_result(services, job, program)
 
 
 def save_result(services: Services, session: Session, user: Principal, job_id: str, text: str) -> None:
     """Legacy `POST /jobs/{id}/result/` of clients up to 0.32."""
-    job = get_job(session, user, job_id)
+    job = own_job(session, user, job_id)
     program = program_of(session, job)
     services.storage.put_bytes(layout.results_file(data_area(job, program), job.id), text.encode())
 
@@ -109,10 +137,8 @@ def _log_text(services: Services, job: db.Job) -> str | None:
 
 
 def logs(services: Services, session: Session, user: Principal, job_id: str) -> str | None:
-    try:
-        job = get_job(session, user, job_id)
-    except ApiError:
-        raise ApiError(403, f"You don't have access to read user logs of the job [{job_id}]") from None
+    denied = ApiError(403, f"You don't have access to read user logs of the job [{job_id}]")
+    job = _allowed(session, job_id, lambda facts: policy.is_author(user, facts), denied)
     program = program_of(session, job)
     text = _log_text(services, job)
     return None if text is None else log_rules.user_logs(text, provider_job=program.provider is not None)
@@ -120,70 +146,86 @@ def logs(services: Services, session: Session, user: Principal, job_id: str) -> 
 
 def provider_logs(services: Services, session: Session, user: Principal, job_id: str) -> str | None:
     denied = ApiError(403, f"You don't have access to job [{job_id}]")
-    try:
-        job = get_job(session, user, job_id)
-    except ApiError:
-        raise denied from None
-    program = program_of(session, job)
-    if program.provider is None:
-        raise denied
+    job = _allowed(session, job_id, lambda facts: policy.can_read_provider_logs(user, facts), denied)
     text = _log_text(services, job)
     return None if text is None else log_rules.provider_logs(text)
 
 
-def list_jobs(
-    services: Services,
-    session: Session,
-    user: Principal,
-    *,
-    limit: int,
-    offset: int,
-    job_status: str | None,
-    created_after: datetime | None,
-    function: str | None,
-    provider: str | None,
-    filter_: str | None,
-) -> tuple[int, list[JobOut]]:
-    query = (
-        select(db.Job, db.Program)
-        .join(db.Program, db.Job.program_id == db.Program.id)
-        .where(db.Job.author == user.name)
-    )
-    if filter_ not in (None, "", "catalog", "serverless"):
-        raise bad_request("'filter' must be 'catalog' or 'serverless'.")
-    if filter_ == "catalog":
-        query = query.where(db.Program.provider.is_not(None))
-    elif filter_ == "serverless":
-        query = query.where(db.Program.provider.is_(None))
-    if created_after is not None:
-        query = query.where(db.Job.created >= created_after)
-    if provider:
-        query = query.where(db.Program.provider == provider)
-    if function:
-        known = (
-            select(func.count())
-            .select_from(db.Program)
-            .where(db.Program.title == function, db.Program.author == user.name)
-        )
-        if provider:
-            known = known.where(db.Program.provider == provider)
-        if not session.scalar(known):
-            raise function_missing(function)
-        query = query.where(db.Program.title == function)
-    query = query.order_by(db.Job.created.desc(), db.Job.id.desc())
+def list_jobs(services: Services, session: Session, user: Principal, query: JobQuery) -> tuple[int, list[JobOut]]:
+    """The caller's own jobs, newest first."""
+    rows = job_rows(session, query).where(db.Job.author == user.name)
+    if query.function:
+        _require_function(session, query.function, query.provider)
+    return _page(services, session, rows, query)
 
-    if job_status:
-        rows = list(session.execute(query).tuples())
-        wanted = services.orchestrator.matching([job.flow_run_id for job, _ in rows], status.state_types(job_status))
-        rows = [(job, program) for job, program in rows if job.flow_run_id in wanted]
-        count = len(rows)
-        page = rows[offset : offset + limit] if limit else rows[offset:]
+
+def list_provider_jobs(
+    services: Services, session: Session, user: Principal, query: JobQuery
+) -> tuple[int, list[JobOut]]:
+    """Every user's jobs of a provider's programs, for the provider's admins (API.md §7.2)."""
+    if not query.provider:
+        raise bad_request("'provider' not provided or is not valid")
+    if session.get(db.Provider, query.provider) is None or not policy.can_list_provider_jobs(
+        user, admin_groups(session, query.provider)
+    ):
+        raise not_found(f"Provider {query.provider} doesn't exist.")
+    if query.function:
+        _require_function(session, query.function, query.provider)
+    return _page(services, session, job_rows(session, query), query)
+
+
+def _require_function(session: Session, title: str, provider: str | None) -> None:
+    """Like the reference gateway, the name check accepts a function of any user."""
+    known = select(func.count()).select_from(db.Program).where(db.Program.title == title)
+    if provider:
+        known = known.where(db.Program.provider == provider)
+    if not session.scalar(known):
+        raise function_missing(title)
+
+
+def job_rows(session: Session, query: JobQuery) -> Select[db.Job, db.Program]:
+    rows = select(db.Job, db.Program).join(db.Program, db.Job.program_id == db.Program.id)
+    if query.filter not in (None, "", "catalog", "serverless"):
+        raise bad_request("'filter' must be 'catalog' or 'serverless'.")
+    if query.filter == "catalog":
+        rows = rows.where(db.Program.provider.is_not(None))
+    elif query.filter == "serverless":
+        rows = rows.where(db.Program.provider.is_(None))
+    if query.created_after is not None:
+        # In UTC: SQLite keeps timestamps as UTC text and would ignore the offset; no offset means UTC.
+        rows = rows.where(db.Job.created >= _aware(query.created_after).astimezone(UTC))
+    if query.provider:
+        rows = rows.where(db.Program.provider == query.provider)
+    if query.function:
+        rows = rows.where(db.Program.title == query.function)
+    return rows.order_by(db.Job.created.desc(), db.Job.id.desc())
+
+
+def _page(
+    services: Services, session: Session, rows: Select[db.Job, db.Program], query: JobQuery
+) -> tuple[int, list[JobOut]]:
+    limit, offset = query.limit, query.offset
+    if query.status:
+        found = [(job, program) for job, program in session.execute(rows)]
+        wanted = services.orchestrator.matching([job.flow_run_id for job, _ in found], status.state_types(query.status))
+        found = [(job, program) for job, program in found if job.flow_run_id in wanted]
+        count = len(found)
+        page = found[offset : offset + limit] if limit else found[offset:]
     else:
-        count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        paged = query.offset(offset).limit(limit) if limit else query.offset(offset)
-        page = list(session.execute(paged).tuples())
+        count = session.scalar(select(func.count()).select_from(rows.subquery())) or 0
+        paged = rows.offset(offset).limit(limit) if limit else rows.offset(offset)
+        page = [(job, program) for job, program in session.execute(paged)]
     states = services.orchestrator.states(job.flow_run_id for job, _ in page)
     return count, [job_out(job, program, states.get(job.flow_run_id)) for job, program in page]
+
+
+def program_jobs(services: Services, session: Session, user: Principal, program: db.Program) -> list[JobOut]:
+    """`GET /programs/{id}/get_jobs/`: the caller's jobs of the program; every user's for its
+    provider's admins."""
+    rows = job_rows(session, JobQuery(limit=0)).where(db.Job.program_id == program.id)
+    if not policy.can_list_provider_jobs(user, admin_groups(session, program.provider)):
+        rows = rows.where(db.Job.author == user.name)
+    return _page(services, session, rows, JobQuery(limit=0))[1]
 
 
 def page_links(base_url: str, count: int, limit: int, offset: int) -> tuple[str | None, str | None]:
@@ -206,7 +248,7 @@ def _require_active(services: Services, job: db.Job, message: str) -> str:
 
 
 def add_error_event(services: Services, session: Session, user: Principal, job_id: str, body: ErrorEventIn) -> None:
-    job = get_job(session, user, job_id)
+    job = own_job(session, user, job_id)
     if body.type.upper() != ERROR:
         raise bad_request(f"Type is not valid. Valid types: {EVENT_TYPES}")
     _require_active(services, job, "You can create events on active jobs only")
@@ -221,7 +263,7 @@ def add_error_event(services: Services, session: Session, user: Principal, job_i
 
 
 def set_sub_status(services: Services, session: Session, user: Principal, job_id: str, value: str | None) -> JobOut:
-    job = get_job(session, user, job_id)
+    job = own_job(session, user, job_id)
     try:
         sub_status = SubStatus(value).value if value is not None else None
     except ValueError:
@@ -241,13 +283,13 @@ def set_sub_status(services: Services, session: Session, user: Principal, job_id
             )
         )
         session.commit()
-    return describe(services, session, job, with_result=False)
+    return describe(services, session, job)
 
 
 def events(
     services: Services, session: Session, user: Principal, job_id: str, event_type: str | None
 ) -> list[EventOut]:
-    job = get_job(session, user, job_id)
+    job = own_job(session, user, job_id)
     if event_type is not None and event_type.upper() not in EVENT_TYPES:
         raise bad_request(f"Type is not valid. Valid types: {EVENT_TYPES}")
     found: list[tuple[datetime, EventOut]] = []
@@ -314,7 +356,7 @@ def _status_events(services: Services, job: db.Job) -> list[tuple[datetime, Even
 
 
 def runtime_jobs(session: Session, user: Principal, job_id: str) -> list[dict[str, Any]]:
-    job = get_job(session, user, job_id)
+    job = own_job(session, user, job_id)
     rows = session.scalars(select(db.RuntimeJob).where(db.RuntimeJob.job_id == job.id))
     return [{"runtime_job": row.runtime_job, "runtime_session": row.runtime_session} for row in rows]
 
@@ -322,7 +364,7 @@ def runtime_jobs(session: Session, user: Principal, job_id: str) -> list[dict[st
 def add_runtime_job(
     session: Session, user: Principal, job_id: str, runtime_job: str, runtime_session: str | None
 ) -> str:
-    job = get_job(session, user, job_id)
+    job = own_job(session, user, job_id)
     if session.get(db.RuntimeJob, runtime_job) is not None:
         return f"Runtime job [{runtime_job}] is already associated with a serverless job."
     session.add(db.RuntimeJob(runtime_job=runtime_job, job_id=job.id, runtime_session=runtime_session))
@@ -336,7 +378,7 @@ def add_runtime_job(
 
 def stop(services: Services, session: Session, user: Principal, job_id: str, service_text: str | None) -> str:
     """Stop sentences as the reference gateway joins them (API.md §2.14)."""
-    job = get_job(session, user, job_id)
+    job = own_job(session, user, job_id)
     before = current_status(services, job)
     sentences: list[str] = []
     was_running = before in status.ACTIVE or before == status.STOPPING

@@ -8,11 +8,15 @@ from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 
 from gateway.auth import CurrentUser, DbSession
 from gateway.context import ServicesDep
+from gateway.jobs import service as jobs_service
+from gateway.jobs.schemas import JobOut
 from gateway.programs import service
 from gateway.programs.schemas import FunctionOut, JobCreated, RunRequest, ValidateRequest
 
 router = APIRouter(prefix="/programs", tags=["programs"])
 OptionalForm = Annotated[str | None, Form()]
+Name = Annotated[str | None, Form(max_length=255)]
+Label = Annotated[str | None, Form(max_length=64)]
 
 
 @router.get("", response_model=list[FunctionOut], summary="List the functions the caller can see")
@@ -31,18 +35,18 @@ def upload(
     session: DbSession,
     services: ServicesDep,
     title: Annotated[str, Form(max_length=1024)],
-    provider: OptionalForm = None,
-    entrypoint: OptionalForm = None,
-    image: OptionalForm = None,
-    runner: OptionalForm = None,
+    provider: Name = None,
+    entrypoint: Name = None,
+    image: Annotated[str | None, Form(max_length=512)] = None,
+    runner: Label = None,
     arguments: OptionalForm = None,
     dependencies: OptionalForm = None,
     env_vars: OptionalForm = None,
     description: OptionalForm = None,
-    version: OptionalForm = None,
+    version: Label = None,
     arguments_schema: OptionalForm = None,
     sizes: OptionalForm = None,
-    default_size: OptionalForm = None,
+    default_size: Label = None,
     artifact: Annotated[UploadFile | None, File(description="Uncompressed tar of the working directory")] = None,
 ) -> FunctionOut:
     form = service.UploadForm(
@@ -75,7 +79,7 @@ def get_by_title(
 def validate_arguments(
     body: ValidateRequest, user: CurrentUser, session: DbSession, services: ServicesDep
 ) -> dict[str, bool]:
-    program = service.find_program(session, user, body.title, body.provider)
+    program = service.find_program(session, user, body.title, body.provider, to_run=True)
     arguments = service.parse_arguments(body.arguments, services.settings.max_arguments_bytes)
     service.validate_against_schema(program, arguments)
     return {"valid": True}
@@ -91,3 +95,9 @@ def run(
     service_crn: Annotated[str | None, Header()] = None,
 ) -> JobCreated:
     return service.run(services, session, user, body, service_channel, service_crn)
+
+
+@router.get("/{program_id}/get_jobs", response_model=list[JobOut], summary="Jobs of one function (legacy)")
+def get_jobs(program_id: str, user: CurrentUser, session: DbSession, services: ServicesDep) -> list[JobOut]:
+    program = service.program_by_id(session, user, program_id)
+    return jobs_service.program_jobs(services, session, user, program)

@@ -17,14 +17,19 @@ from blocks import storage as layout
 from flows.artifact import ArtifactError, normalize_entrypoint, validate_artifact
 from flows.job_spec import JobSpec
 from gateway import db
-from gateway.auth import Principal, hash_token, new_token
+from gateway.access import programs as policy
+from gateway.access.facts import admin_groups, many_program_facts, program_facts
+from gateway.access.subject import Principal
 from gateway.context import Services
+from gateway.directory import hash_token, new_token
 from gateway.errors import ApiError, bad_request, not_found
+from gateway.programs.dependencies import allow_list, normalize_dependencies
 from gateway.programs.schemas import JobCreated, RunRequest
 from gateway.status import QUEUED
 
 TITLE_UNSAFE = re.compile(r"[^A-Za-z0-9_\-/]")
 SCHEMA_MAX_BYTES = 64 * 1024
+DISABLED = "This Qiskit Function is disabled."
 
 
 @dataclass
@@ -55,30 +60,64 @@ def split_title(title: str, provider: str | None) -> tuple[str | None, str]:
     return provider or None, title
 
 
-def own_program(session: Session, owner: str, title: str) -> db.Program | None:
-    """The owner's custom (provider-less) program with this title, unique per (author, title)."""
-    return session.scalar(
-        select(db.Program).where(db.Program.author == owner, db.Program.title == title, db.Program.provider.is_(None))
-    )
-
-
-def find_program(session: Session, user: Principal, title: str, provider: str | None) -> db.Program:
-    """The program the caller may use under this name, or the documented 404."""
-    provider, title = split_title(title, provider)
+def stored_program(session: Session, owner: str, title: str, provider: str | None) -> db.Program | None:
+    """A custom program is unique per (author, title), a provider program per (provider, title)."""
+    query = select(db.Program).where(db.Program.title == title)
     if provider is None:
-        program = own_program(session, user.name, title)
-        if program is not None:
+        query = query.where(db.Program.author == owner, db.Program.provider.is_(None))
+    else:
+        query = query.where(db.Program.provider == provider)
+    return session.scalar(query)
+
+
+def find_program(
+    session: Session, user: Principal, title: str, provider: str | None, *, to_run: bool = False
+) -> db.Program:
+    """The program the caller may see (or run) under this name, or the same 404 as a missing one."""
+    provider, title = split_title(title, provider)
+    program = stored_program(session, user.name, title, provider)
+    if program is not None:
+        facts = program_facts(session, program)
+        if (policy.can_run if to_run else policy.can_view)(user, facts):
             return program
     raise function_missing(title, provider)
 
 
+def program_by_id(session: Session, user: Principal, program_id: str) -> db.Program:
+    program = session.get(db.Program, program_id) if len(program_id) <= 36 else None
+    if program is None or not policy.can_view(user, program_facts(session, program)):
+        raise not_found(f"Qiskit Function [{program_id}] doesn't exist.")
+    return program
+
+
 def list_programs(session: Session, user: Principal, filter_: str | None, provider: str | None) -> list[db.Program]:
+    """No filter: own custom programs plus the provider programs the caller may view;
+    `serverless`: own custom programs only; `catalog`: provider programs the caller may run."""
     if filter_ not in (None, "", "serverless", "catalog"):
         raise bad_request("'filter' must be 'serverless' or 'catalog'.")
-    if filter_ == "catalog" or provider:
-        return []  # provider functions arrive with providers (catalog); users own none yet
-    query = select(db.Program).where(db.Program.author == user.name, db.Program.provider.is_(None))
-    return list(session.scalars(query.order_by(db.Program.created)))
+    found: list[db.Program] = []
+    if filter_ != "catalog" and not provider:
+        own = select(db.Program).where(db.Program.author == user.name, db.Program.provider.is_(None))
+        found.extend(session.scalars(own.order_by(db.Program.created)))
+    if filter_ != "serverless":
+        shared = select(db.Program).where(db.Program.provider.is_not(None))
+        if provider:
+            shared = shared.where(db.Program.provider == provider)
+        candidates = list(session.scalars(shared.order_by(db.Program.provider, db.Program.title)))
+        facts = many_program_facts(session, candidates)
+        allowed = policy.can_run if filter_ == "catalog" else policy.can_view
+        found.extend(program for program in candidates if allowed(user, facts[program.id]))
+    return found
+
+
+def provider_for_upload(session: Session, user: Principal, provider: str, title: str) -> db.Provider:
+    """Uploading to a provider needs its admin membership; non-admins learn nothing (404)."""
+    known = session.get(db.Provider, provider)
+    if known is None:
+        raise bad_request(f"{provider} is not valid provider.")
+    if not policy.can_upload(user, admin_groups(session, provider)):
+        raise function_missing(title, provider)
+    return known
 
 
 def _json(text: str, field: str, kind: type) -> Any:
@@ -89,19 +128,6 @@ def _json(text: str, field: str, kind: type) -> Any:
     if not isinstance(value, kind):
         raise bad_request(f"'{field}' must be a JSON {kind.__name__ if kind is not dict else 'object'}.")
     return value
-
-
-def normalize_dependencies(text: str) -> str:
-    entries = _json(text, "dependencies", list)
-    normalized: list[str] = []
-    for entry in entries:
-        if isinstance(entry, dict) and len(entry) == 1:
-            ((name, version),) = entry.items()
-            entry = f"{name}=={version}"
-        if not isinstance(entry, str) or not entry.strip() or entry.count("==") > 1:
-            raise bad_request("'dependencies' needs one fixed version using the '==' operator.")
-        normalized.append(entry.strip())
-    return json.dumps(normalized)
 
 
 def normalize_env_vars(text: str) -> str:
@@ -146,23 +172,56 @@ def upload(
 ) -> db.Program:
     title = TITLE_UNSAFE.sub("", form.title)[:255]
     provider, title = split_title(title, form.provider)
-    if not title:
-        raise bad_request("'title' is required.")
+    if not title or "/" in title:
+        raise bad_request("'title' must be a non-empty name without '/' (or 'provider/title').")
     if form.image and not provider:
         raise bad_request("Custom images are only available if you are a provider.")
     if provider:
-        raise bad_request(f"{provider} is not valid provider.")
+        registry = provider_for_upload(session, user, provider, title).image_registry
+        if form.image and registry and not form.image.startswith(registry.rstrip("/") + "/"):
+            raise bad_request(f"The image must come from the provider's registry {registry}.")
     if form.runner not in (None, "", "ray"):
         raise bad_request("Only the 'ray' runner is available.")
 
+    changes = _changes(form)
+    program = stored_program(session, user.name, title, provider)
+    entrypoint = changes.get("entrypoint") or (program.entrypoint if program else None)
+    image = changes.get("image") or (program.image if program else None)
+    if entrypoint is None and image is None:
+        raise bad_request("At least one of attributes (entrypoint, image) is required.")
+    if artifact is not None or (entrypoint is not None and image is None):
+        _check_artifact(services, program, artifact, artifact_size, entrypoint, "entrypoint" in changes)
+
+    if program is None:
+        program = db.Program(author=user.name, title=title, provider=provider)
+        session.add(program)
+        session.flush()
+    for name, value in changes.items():
+        setattr(program, name, value)
+    # Deployment first: if Prefect refuses, nothing stored has changed yet.
+    program.deployment_id = services.orchestrator.upsert_program(
+        owner=program.author, title=title, provider=provider, description=program.description, version=program.version
+    )
+    if artifact is not None:
+        key = layout.program_artifact(program.id)
+        services.storage.put_file(key, artifact)
+        program.artifact = key
+    session.commit()
+    return program
+
+
+def _changes(form: UploadForm) -> dict[str, Any]:
+    """The fields this upload replaces (only those that were sent)."""
     changes: dict[str, Any] = {}
     if form.entrypoint is not None:
         try:
             changes["entrypoint"] = normalize_entrypoint(form.entrypoint)
         except ArtifactError as error:
             raise bad_request(str(error)) from None
+    if form.image:
+        changes["image"] = form.image
     if form.dependencies is not None:
-        changes["dependencies"] = normalize_dependencies(form.dependencies)
+        changes["dependencies"] = normalize_dependencies(form.dependencies, allow_list())
     if form.env_vars is not None:
         changes["env_vars"] = normalize_env_vars(form.env_vars)
     if form.version is not None:
@@ -179,44 +238,35 @@ def upload(
         changes["sizes"] = json.dumps(_json(form.sizes, "sizes", dict))
     if form.default_size is not None:
         changes["default_size"] = form.default_size
+    return changes
 
-    program = own_program(session, user.name, title)
-    entrypoint = changes.get("entrypoint") or (program.entrypoint if program else None)
+
+def _check_artifact(
+    services: Services,
+    program: db.Program | None,
+    artifact: IO[bytes] | None,
+    size: int | None,
+    entrypoint: str | None,
+    entrypoint_changed: bool,
+) -> None:
+    """The uploaded (or, for a new entrypoint, the stored) artifact must hold the entrypoint."""
     if entrypoint is None:
-        raise bad_request("At least one of attributes (entrypoint, image) is required.")
+        raise bad_request("An artifact needs an 'entrypoint'.")
     if artifact is None and (program is None or program.artifact is None):
         raise bad_request("An artifact is required: upload the program's working directory as 'artifact'.")
     if artifact is not None:
-        if artifact_size is not None and artifact_size > services.settings.max_artifact_bytes:
+        if size is not None and size > services.settings.max_artifact_bytes:
             raise ApiError(413, f"Artifact is larger than {services.settings.max_artifact_bytes} bytes.")
-        try:
-            validate_artifact(artifact, entrypoint)
-        except ArtifactError as error:
-            raise bad_request(str(error)) from None
-        artifact.seek(0)
-    elif "entrypoint" in changes and program is not None and program.artifact is not None:
-        stored = services.storage.get_bytes(program.artifact)
-        try:
-            validate_artifact(io.BytesIO(stored or b""), entrypoint)
-        except ArtifactError as error:
-            raise bad_request(str(error)) from None
-
-    if program is None:
-        program = db.Program(author=user.name, title=title, provider=None)
-        session.add(program)
-        session.flush()
-    for name, value in changes.items():
-        setattr(program, name, value)
-    # Deployment first: if Prefect refuses, nothing stored has changed yet.
-    program.deployment_id = services.orchestrator.upsert_program(
-        owner=user.name, title=title, provider=None, description=program.description, version=program.version
-    )
-    if artifact is not None:
-        key = layout.program_artifact(program.id)
-        services.storage.put_file(key, artifact)
-        program.artifact = key
-    session.commit()
-    return program
+        source: IO[bytes] = artifact
+    elif entrypoint_changed and program is not None and program.artifact is not None:
+        source = io.BytesIO(services.storage.get_bytes(program.artifact) or b"")
+    else:
+        return
+    try:
+        validate_artifact(source, entrypoint)
+    except ArtifactError as error:
+        raise bad_request(str(error)) from None
+    source.seek(0)
 
 
 def parse_arguments(text: str, limit: int) -> Any:
@@ -253,11 +303,17 @@ def run(
     channel: str | None,
     instance: str | None,
 ) -> JobCreated:
-    program = find_program(session, user, request.title, request.provider)
+    program = find_program(session, user, request.title, request.provider, to_run=True)
+    if program.disabled:
+        raise ApiError(423, program.disabled_message or DISABLED)
+    limit = services.settings.max_active_jobs
+    if services.orchestrator.active_jobs(user.name) >= limit:
+        raise ApiError(429, f"Active job limit reached. The maximum allowed is {limit}.")
     arguments = parse_arguments(request.arguments, services.settings.max_arguments_bytes)
     validate_against_schema(program, arguments)
     if program.artifact is None or program.entrypoint is None or program.deployment_id is None:
-        raise bad_request("This function has no artifact to run.")
+        raise bad_request("This function is an image function; image functions cannot run on the Ray runner.")
+    trial = policy.runs_as_trial(user, program_facts(session, program))
 
     job_id = db.new_id()
     token = new_token()
@@ -267,8 +323,10 @@ def run(
         program_title=program.title,
         entrypoint=program.entrypoint,
         data_area=area,
-        env=job_environment(services, job_id, token, program, request, channel, instance),
+        provider_area=layout.provider_area(program.provider, program.title) if program.provider else None,
+        env=job_environment(services, job_id, token, program, request, channel, instance, trial),
         program_env=json.loads(program.env_vars or "{}"),
+        dependencies=json.loads(program.dependencies or "[]"),
     )
     storage = services.storage
     storage.put_bytes(spec.arguments_key, request.arguments.encode())
@@ -282,7 +340,12 @@ def run(
         provider=program.provider,
     )
     job = db.Job(
-        id=job_id, author=user.name, program_id=program.id, flow_run_id=flow_run_id, token_hash=hash_token(token)
+        id=job_id,
+        author=user.name,
+        program_id=program.id,
+        flow_run_id=flow_run_id,
+        token_hash=hash_token(token),
+        trial=trial,
     )
     session.add(job)
     session.commit()
@@ -303,6 +366,7 @@ def job_environment(
     request: RunRequest,
     channel: str | None,
     instance: str | None,
+    trial: bool,
 ) -> dict[str, str]:
     """The system variables of API.md §3.1 (the program's env_vars go on top at start)."""
     env = {
@@ -313,7 +377,7 @@ def job_environment(
         "QISKIT_IBM_CHANNEL": channel or "ibm_quantum_platform",
         "QISKIT_IBM_URL": "https://cloud.ibm.com",
         "ENV_JOB_ARGUMENTS": "{}",
-        "ENV_ACCESS_TRIAL": "False",
+        "ENV_ACCESS_TRIAL": str(trial),
         "ENV_JOB_FUNCTION_SIZE": request.function_size or "",
         "ENV_JOB_COMPUTE_PROFILE": "",
         "QS_OT_PROGRAM_NAME": program.title,

@@ -1,4 +1,4 @@
-"""Probes and version, served both under /api/v1 and at the root, without auth."""
+"""Probes and version (no auth) and the dependency allow-list (auth), served under /api/v1 and at the root."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import importlib.metadata
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from gateway.auth import CurrentUser
 from gateway.context import ServicesDep
+from gateway.programs.dependencies import allow_list
 
 router = APIRouter(tags=["system"])
 
@@ -41,6 +43,14 @@ def readiness(services: ServicesDep) -> JSONResponse:
 @router.get("/version", summary="Gateway version")
 def version() -> dict[str, str]:
     return {"version": _version()}
+
+
+@router.get(
+    "/dependencies-versions",
+    summary="Extra packages a program may list in `dependencies` (the allow-list, one requirement each)",
+)
+def dependencies_versions(_: CurrentUser) -> list[str]:
+    return allow_list()
 
 
 def _check(probe) -> bool:  # type: ignore[no-untyped-def]

@@ -21,7 +21,8 @@ INSTANCE = "crn:v1:bluemix:public:quantum-computing:us-east:a/0000:1111::"
 PROGRAMS = Path(__file__).parent / "programs"
 TERMINAL = {"DONE", "ERROR", "CANCELED"}
 MAX_FILE_BYTES = 5_000_000
-LIMITS = {"QS_MAX_FILE_BYTES": str(MAX_FILE_BYTES)}
+MAX_ACTIVE_JOBS = 5
+LIMITS = {"QS_MAX_FILE_BYTES": str(MAX_FILE_BYTES), "QS_MAX_ACTIVE_JOBS": str(MAX_ACTIVE_JOBS)}
 
 
 @dataclass

@@ -30,8 +30,7 @@ def stack_env(
         **os.environ,
         **ports,
         "QS_DATA_DIR": str(data_dir),
-        "QS_DEV_USER": "mockuser",
-        "QS_DEV_TOKEN": "awesome_token",
+        "QS_SEED_FILE": str(ROOT / "deployments" / "dev-seed.toml"),
     }
     for external in ("QS_PREFECT_API_URL", "QS_RAY_ADDRESS", "QS_STORAGE_URL", "QS_DATABASE_URL", "QS_PUBLIC_URL"):
         env.pop(external, None)
@@ -70,11 +69,17 @@ def running_stack(
             process.kill()
 
 
-def add_user(data_dir: Path, name: str, token: str, extra: dict[str, str] | None = None) -> None:
-    subprocess.run(
-        [str(PLATFORM_PYTHON), "-m", "gateway.users", "add", name, "--token", token],
-        cwd=ROOT, env=stack_env(data_dir, TEST_PORTS, extra), check=True, capture_output=True,
+def manage(data_dir: Path, *args: str, extra: dict[str, str] | None = None) -> str:
+    """Run the admin CLI (`python -m gateway.cli …`) against a test stack's store."""
+    done = subprocess.run(
+        [str(PLATFORM_PYTHON), "-m", "gateway.cli", *args],
+        cwd=ROOT, env=stack_env(data_dir, TEST_PORTS, extra), check=True, capture_output=True, text=True,
     )  # fmt: skip
+    return done.stdout
+
+
+def add_user(data_dir: Path, name: str, token: str, extra: dict[str, str] | None = None) -> None:
+    manage(data_dir, "users", "add", name, "--token", token, extra=extra)
 
 
 @contextmanager

@@ -29,7 +29,7 @@ def test_pull_skips_other_jobs_and_push_sends_changes_and_deletions(tmp_path: Pa
     storage.put_bytes(job.arguments_key, b'{"x": 1}')
     storage.put_bytes("users/bob/secret.txt", b"not alice's")
 
-    area = DataArea(storage, job, tmp_path / "data")
+    area = DataArea.of_job(storage, job, tmp_path / "data")
     local = area.pull()
     assert (local / "kept.txt").read_bytes() == b"kept"
     assert (local / "arguments" / "job-1.json").read_bytes() == b'{"x": 1}'
@@ -49,6 +49,20 @@ def test_pull_skips_other_jobs_and_push_sends_changes_and_deletions(tmp_path: Pa
     assert storage.get_bytes(job.results_key) == b'{"done": true}'
     assert storage.get_bytes(job.arguments_key) == b'{"x": 1}'  # arguments are never written back
     assert storage.get_bytes("users/alice/kept.txt") == b"kept"
+
+
+def test_provider_area_syncs_everything_including_job_like_folders(tmp_path: Path) -> None:
+    storage = memory_storage()
+    key = layout.provider_area("acme", "solver")
+    storage.put_bytes(f"{key}/model.json", b"{}")
+    storage.put_bytes(f"{key}/results/shared.json", b"[]")  # no job files here: nothing is skipped
+
+    area = DataArea(storage, key, tmp_path / "function_data")
+    local = area.pull()
+    assert (local / "model.json").exists() and (local / "results" / "shared.json").exists()
+    (local / "cache.bin").write_bytes(b"cached")
+    area.push()
+    assert storage.get_bytes(f"{key}/cache.bin") == b"cached"
 
 
 def test_log_sink_keeps_the_newest_lines_under_the_cap(tmp_path: Path) -> None:

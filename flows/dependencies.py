@@ -1,0 +1,127 @@
+"""A program's extra packages, installed once per node into a cached directory.
+
+The allow-listed requirements of a job are installed with the runtime's pip into
+`<root>/<sha256 of the sorted list>` (no dependencies, wheels only, so nothing of a
+package runs at install time); the program then finds them on its import path.
+Concurrent jobs on one node serialise on a file lock and build the directory once;
+it appears by an atomic rename, so a directory that exists is complete.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+INSTALL_TIMEOUT_SECONDS = 600
+ERROR_LINES = 20
+
+
+class DependencyInstallError(RuntimeError):
+    """pip could not install a job's dependencies."""
+
+
+def read_allow_list(path: Path) -> list[str]:
+    """The requirement lines of an allow-list file; `#` comments and blank lines are skipped."""
+    entries: list[str] = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            Requirement(text)
+        except InvalidRequirement as error:
+            raise ValueError(f"{path}:{number}: not a requirement: {text} ({error})") from None
+        entries.append(text)
+    return entries
+
+
+def install_specs(requirements: Iterable[str], allowed: Iterable[str]) -> list[str]:
+    """What pip is given: a bare name becomes its allow-list entry (for a range, pip picks the best match).
+
+    Checked again here: the allow-list may have changed since the program was uploaded.
+    """
+    by_name = {canonicalize_name(Requirement(entry).name): entry for entry in allowed}
+    specs: list[str] = []
+    for text in requirements:
+        requirement = Requirement(text)
+        entry = by_name.get(canonicalize_name(requirement.name))
+        pins = [pin.version for pin in requirement.specifier]
+        if entry is None or not all(Requirement(entry).specifier.contains(pin, prereleases=True) for pin in pins):
+            raise DependencyInstallError(f"Dependency {text} is not in the allow-list any more; upload it again.")
+        specs.append(text if pins else entry)
+    return specs
+
+
+def environment_key(requirements: Iterable[str]) -> str:
+    return hashlib.sha256(json.dumps(sorted(set(requirements))).encode()).hexdigest()
+
+
+def ensure_environment(
+    requirements: list[str], root: Path, python: Path, log: Callable[[str], None] | None = None
+) -> Path | None:
+    """The directory holding these packages, built on first use; None when there are none."""
+    wanted = sorted({text.strip() for text in requirements if text.strip()})
+    if not wanted:
+        return None
+    say = log or (lambda _line: None)
+    key = environment_key(wanted)
+    target = root / key
+    listed = ", ".join(wanted)
+    if not target.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / f"{key}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+            if not target.is_dir():
+                say(f"Installing dependencies: {listed}")
+                started = time.monotonic()
+                _install(wanted, root, key, python)
+                say(f"Installed dependencies in {time.monotonic() - started:.1f} s")
+                return target
+    say(f"Using installed dependencies: {listed}")
+    return target
+
+
+def _install(wanted: list[str], root: Path, key: str, python: Path) -> None:
+    for stale in root.glob(f".{key}.*"):  # left by a build that was killed; we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+    command = [str(python), "-m", "pip", "install", "--no-deps", "--only-binary=:all:", "--no-input"]
+    command += ["--disable-pip-version-check", "--target", str(staging), *wanted]
+    env = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "PYTHONHOME")}
+    try:
+        try:
+            done = subprocess.run(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=INSTALL_TIMEOUT_SECONDS,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise DependencyInstallError(
+                f"Installing dependencies failed: pip did not finish in {INSTALL_TIMEOUT_SECONDS} s."
+            ) from None
+        except OSError as error:
+            raise DependencyInstallError(f"Installing dependencies failed: cannot run {python}: {error}") from None
+        if done.returncode != 0:
+            lines = done.stdout.decode(errors="replace").splitlines()
+            errors = [line for line in lines if line.startswith("ERROR")] or lines
+            detail = "\n".join(errors[-ERROR_LINES:])
+            raise DependencyInstallError(f"Installing dependencies failed (pip exit code {done.returncode}):\n{detail}")
+        os.rename(staging, root / key)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,90 @@
+"""A program's `dependencies` at upload (API.md §2.3): allow-listed packages, at most one `==` pin each.
+
+The stored form is JSON text of a list of `name==version` strings. A bare name takes the
+allow-list's pin when the allow-list pins that package exactly; under an allow-listed range
+it stays bare and the job installs the best match in the range (flows.dependencies).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from flows.dependencies import read_allow_list
+from gateway.errors import bad_request
+from gateway.settings import get_settings
+
+FIXED_VERSION = "'dependencies' needs one fixed version using the '==' operator."
+OPERATORS = "<>=!~"
+
+
+def allow_list() -> list[str]:
+    """The allow-list as written in its file (re-read each call: it is small and may be edited)."""
+    return read_allow_list(get_settings().allowed_dependencies_file)
+
+
+def normalize_dependencies(text: str, allowed: list[str]) -> str:
+    try:
+        entries = json.loads(text)
+    except (ValueError, RecursionError):
+        raise bad_request("'dependencies' must be JSON text.") from None
+    if not isinstance(entries, list):
+        raise bad_request("'dependencies' must be a JSON list.")
+    by_name = {canonicalize_name(Requirement(entry).name): entry for entry in allowed}
+    normalized: dict[str, str] = {}
+    for entry in entries:
+        requirement = _requirement(entry)
+        name = canonicalize_name(requirement.name)
+        allowed_entry = by_name.get(name)
+        if allowed_entry is None:
+            raise bad_request(
+                f"Dependency `{requirement.name}` is not allowed. Allowed dependencies: {', '.join(allowed)}"
+            )
+        if not requirement.extras <= Requirement(allowed_entry).extras:
+            raise bad_request(f"Dependency `{requirement}` is not allowed. Allowed dependencies: {', '.join(allowed)}")
+        result = _resolve(requirement, allowed_entry)
+        if normalized.setdefault(name, result) != result:
+            raise bad_request(f"Dependency `{requirement.name}` is listed more than once with different versions.")
+    return json.dumps(list(normalized.values()))
+
+
+def _requirement(entry: Any) -> Requirement:
+    """`"name==ver"`, `"name"` or `{"name": "ver"}` as a requirement with no or one `==` pin."""
+    if isinstance(entry, dict) and len(entry) == 1:
+        ((name, version),) = entry.items()
+        if not isinstance(version, str):
+            raise bad_request(FIXED_VERSION)
+        version = version.strip()
+        if version and version[0] not in OPERATORS:
+            version = f"=={version}"
+        entry = f"{name}{version}"
+    if not isinstance(entry, str):
+        raise bad_request(FIXED_VERSION)
+    try:
+        requirement = Requirement(entry)
+    except InvalidRequirement:
+        raise bad_request(FIXED_VERSION) from None
+    pins = list(requirement.specifier)
+    if requirement.url or requirement.marker or len(pins) > 1:
+        raise bad_request(FIXED_VERSION)
+    if pins and (pins[0].operator != "==" or pins[0].version.endswith("*")):
+        raise bad_request(FIXED_VERSION)
+    return requirement
+
+
+def _resolve(requirement: Requirement, allowed_entry: str) -> str:
+    allowed = Requirement(allowed_entry)
+    name = allowed.name + (f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else "")
+    pins = list(requirement.specifier)
+    if not pins:
+        exact = [pin.version for pin in allowed.specifier if pin.operator in ("==", "===")]
+        return f"{name}=={exact[0]}" if len(exact) == 1 and not exact[0].endswith("*") else name
+    version = pins[0].version
+    if not allowed.specifier.contains(version, prereleases=True):
+        raise bad_request(
+            f"Dependency ({requirement.name}) version ({version}) is not allowed. Allowed: {allowed_entry}"
+        )
+    return f"{name}=={version}"

@@ -1,0 +1,4 @@
+import time
+
+print("idling until stopped", flush=True)
+time.sleep(300)
