@@ -93,7 +93,8 @@ def main() -> None:
                 timeout=60,
             ).raise_for_status()
             params = {"function": "bench-files"}
-            rss = PeakRss(gateway_pid(TEST_PORTS["QS_PORT"]))
+            pid = gateway_pid(TEST_PORTS["QS_PORT"])
+            rss = PeakRss(pid)
 
             start = time.monotonic()
             with open(source, "rb") as handle:
@@ -103,7 +104,9 @@ def main() -> None:
                 )  # fmt: skip
             response.raise_for_status()
             gateway_up = megabytes / (time.monotonic() - start)
+            up_growth = rss.stop()
 
+            rss = PeakRss(pid)
             start = time.monotonic()
             received = 0
             with requests.get(
@@ -114,7 +117,7 @@ def main() -> None:
                 for chunk in response.iter_content(1024 * 1024):
                     received += len(chunk)
             gateway_down = megabytes / (time.monotonic() - start)
-            growth = rss.stop()
+            down_growth = rss.stop()
             assert received == len(payload)
 
         fs = s3fs.S3FileSystem(key="bench", secret="bench", endpoint_url=endpoint)
@@ -128,7 +131,8 @@ def main() -> None:
     print(f"\n== File throughput, {megabytes} MB, storage s3:// on moto's S3 server (this machine) ==")
     for label, gateway, direct in (("upload", gateway_up, direct_up), ("download", gateway_down, direct_down)):
         print(f"{label:<8} gateway {gateway:7.1f} MB/s  s3fs direct {direct:7.1f} MB/s  ratio {gateway / direct:4.2f}")
-    print(f"gateway peak RSS growth while streaming: {growth / 1024 / 1024:.1f} MB")
+    for label, growth in (("upload", up_growth), ("download", down_growth)):
+        print(f"gateway peak RSS growth during {label}: {growth / 1024 / 1024:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from gateway.errors import ApiError, bad_request
 
 FIELD = "file"
 BATCH_BYTES = 1024 * 1024  # bytes handed to the storage thread at a time
-QUEUED_BATCHES = 8  # at most this many batches wait for storage (memory bound)
+QUEUED_BATCHES = 4  # at most this many batches wait for storage (memory bound)
 MALFORMED = "The upload is not a valid multipart/form-data body."
 
 

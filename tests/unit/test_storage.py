@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from blocks.storage import STREAM_BLOCK, Storage
+from blocks.storage import READ_BLOCK, Storage
 
 
 def memory_storage() -> Storage:
@@ -19,11 +19,11 @@ def memory_storage() -> Storage:
 
 def test_stream_returns_every_byte_in_order_across_blocks() -> None:
     storage = memory_storage()
-    data = os.urandom(2 * STREAM_BLOCK + 12345)
+    data = os.urandom(2 * READ_BLOCK + 12345)
     storage.put_bytes("users/a/big.bin", data)
     chunks = list(storage.stream("users/a/big.bin"))
     assert b"".join(chunks) == data
-    assert max(len(chunk) for chunk in chunks) <= STREAM_BLOCK
+    assert max(len(chunk) for chunk in chunks) <= READ_BLOCK
 
 
 def test_stream_of_a_missing_key_raises() -> None:
@@ -33,7 +33,7 @@ def test_stream_of_a_missing_key_raises() -> None:
 
 def test_abandoned_stream_stops_its_fetcher() -> None:
     storage = memory_storage()
-    storage.put_bytes("users/a/big.bin", os.urandom(4 * STREAM_BLOCK))
+    storage.put_bytes("users/a/big.bin", os.urandom(4 * READ_BLOCK))
     stream = storage.stream("users/a/big.bin")
     next(stream)
     stream.close()  # the client hung up
