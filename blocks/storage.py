@@ -283,6 +283,8 @@ class StorageLocation(Block):
             if self.secret is not None:
                 options["secret"] = self.secret.get_secret_value()
             options = {name: value for name, value in options.items() if value not in (None, {})}
+            # Jobs on other nodes write here too: a cached listing would hide their files.
+            options["use_listings_cache"] = False
         return Storage(self.url, **options)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import MAX_FILE_BYTES, TERMINAL, Stack, upload, wait_for
+from conftest import MAX_FILE_BYTES, PROGRAMS, TERMINAL, Stack, upload, wait_for
+from qiskit_serverless import QiskitFunction
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
 
@@ -33,6 +34,44 @@ def test_round_trip_upload_list_download_delete(any_stack: Stack, tmp_path: Path
         "DELETE", "/api/v1/files/delete", params={"file": "numbers.csv", "function": "files-owner"}
     )
     assert missing.status_code == 404 and missing.json() == {"message": "Requested file was not found."}
+
+
+def test_provider_function_areas(any_stack: Stack, tmp_path: Path) -> None:
+    """A provider function's per-user area and its shared provider area, through the client and a job."""
+    admin = any_stack.client()  # mockuser administers mockprovider (the dev seed)
+    function = admin.upload(
+        QiskitFunction(
+            title="area-fn", provider="mockprovider", entrypoint="main.py", working_dir=str(PROGRAMS / "provider")
+        )
+    )
+    assert function is not None
+    model = tmp_path / "model.json"
+    model.write_text('{"weights": [3]}')
+    admin.provider_file_upload(str(model), function)
+    assert admin.provider_files(function) == ["model.json"]
+    (tmp_path / "down").mkdir()
+    fetched = admin.provider_file_download("model.json", function, download_location=str(tmp_path / "down"))
+    assert (tmp_path / "down" / str(fetched)).read_text() == '{"weights": [3]}'
+
+    note = tmp_path / "note.txt"
+    note.write_text("the admin's own note")
+    admin.file_upload(str(note), function)
+    assert admin.files(function) == ["note.txt"]  # its own area: not the provider's, not the user's custom one
+    custom = upload(admin, "area-custom", "hello")
+    assert "note.txt" not in admin.files(custom)
+
+    job = admin.run("mockprovider/area-fn", arguments={"name": "admin"})
+    assert wait_for(job, TERMINAL) == "DONE", job.logs()
+    assert job.result()["model"] == '{"weights": [3]}'
+    assert set(admin.files(function)) == {"note.txt", "mine.txt"}  # what the job wrote to DATA_PATH
+    assert set(admin.provider_files(function)) == {"model.json", "last-run.txt"}  # and to FUNCTION_DATA_PATH
+    last = admin.provider_file_download("last-run.txt", function, download_location=str(tmp_path / "down"))
+    assert (tmp_path / "down" / str(last)).read_text() == "last run by admin"
+
+    for name in ("model.json", "last-run.txt"):
+        assert admin.provider_file_delete(name, function) == "Requested file was deleted."
+    assert admin.file_delete("note.txt", function) == "Requested file was deleted."
+    assert admin.provider_files(function) == [] and admin.files(function) == ["mine.txt"]
 
 
 def test_producer_and_consumer_share_the_user_area(any_stack: Stack, tmp_path: Path) -> None:

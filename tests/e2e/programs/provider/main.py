@@ -15,4 +15,6 @@ with open(os.path.join(user_area, "mine.txt"), "w") as handle:
     handle.write(f"written for {arguments.get('name')}")
 with open(os.path.join(provider_area, "model.json")) as handle:
     model = handle.read()
+with open(os.path.join(provider_area, "last-run.txt"), "w") as handle:
+    handle.write(f"last run by {arguments.get('name')}")
 save_result({"trial": os.environ["ENV_ACCESS_TRIAL"], "model": model, "name": arguments.get("name")})
