@@ -71,4 +71,7 @@ def test_list_filters_and_pagination(stack: Stack, client: ServerlessClient) -> 
     assert stack.get("/api/v1/jobs/", params={"filter": "everything"}).status_code == 400
     serverless = stack.get("/api/v1/jobs/", params={"filter": "serverless", "limit": 0}).json()
     assert serverless["count"] >= 3
-    assert stack.get("/api/v1/jobs/", params={"filter": "catalog"}).json()["count"] == 0
+    assert all(item["program"]["provider"] is None for item in serverless["results"])
+    catalog = stack.get("/api/v1/jobs/", params={"filter": "catalog", "limit": 0}).json()["results"]
+    assert all(item["program"]["provider"] for item in catalog)  # only provider functions' jobs
+    assert not {item["id"] for item in catalog} & {job.job_id for job in jobs}
