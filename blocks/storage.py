@@ -6,8 +6,10 @@ is the only place that knows the layout (which key holds what).
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
+import uuid
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +27,7 @@ USERS = "users"
 PROGRAMS = "programs"
 JOBS = "jobs"
 PROVIDERS = "providers"
+PART_PREFIX = ".qs-part-"  # an upload in progress (never listed)
 # Writes go to object stores in 8 MiB parts (s3fs would otherwise buffer 50 MB per open file); reads
 # fetch 4 MiB ranges, two ahead of the one being sent. bench/files.py weighs memory against speed.
 WRITE_BLOCK = 8 * 1024 * 1024
@@ -49,8 +52,9 @@ def provider_area(provider: str, title: str) -> str:
     return f"{PROVIDERS}/{provider}/{title}"
 
 
-def program_artifact(program_id: str) -> str:
-    return f"{PROGRAMS}/{program_id}/artifact.tar"
+def program_artifact(program_id: str, revision: str) -> str:
+    """One key per uploaded revision of a program's artifact."""
+    return f"{PROGRAMS}/{program_id}/{revision}.tar"
 
 
 def job_artifact(job_id: str) -> str:
@@ -74,8 +78,8 @@ def results_file(area: str, job_id: str) -> str:
 
 
 class Writer:
-    """An fsspec file opened without autocommit: on S3 a multipart upload completed only by
-    `commit` (and aborted by `discard`), on a local disk a temporary file moved into place."""
+    """An fsspec file opened without autocommit: on S3 a multipart upload that only `commit`
+    completes (and `discard` aborts)."""
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
@@ -88,10 +92,26 @@ class Writer:
         self.handle.commit()
 
     def discard(self) -> None:
-        local = getattr(self.handle, "f", None)  # a local temporary file: close it, then remove it
-        if local is not None:
-            local.close()
         self.handle.discard()
+
+
+class LocalWriter(Writer):
+    """On a local disk: a hidden part file next to the target, renamed over it on commit
+    (fsspec's own would stage in the system temp dir, possibly another filesystem, where
+    the final move is a copy that readers can see half done)."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.part = target.with_name(f"{PART_PREFIX}{uuid.uuid4().hex}-{target.name}")
+        super().__init__(self.part.open("wb"))
+
+    def commit(self) -> None:
+        self.handle.close()
+        os.replace(self.part, self.target)
+
+    def discard(self) -> None:
+        self.handle.close()
+        self.part.unlink(missing_ok=True)
 
 
 class Storage:
@@ -131,6 +151,9 @@ class Storage:
     def open_writer(self, key: str) -> Writer:
         """Write a key all or nothing: readers keep seeing the old object until `commit`."""
         self._make_parent(key)
+        local = self.local_path(key)
+        if local is not None:
+            return LocalWriter(local)
         return Writer(self.fs.open(self.path(key), "wb", block_size=WRITE_BLOCK, autocommit=False))
 
     def put_file(self, key: str, source: IO[bytes]) -> int:
@@ -141,10 +164,10 @@ class Storage:
             while chunk := source.read(1024 * 1024):
                 writer.write(chunk)
                 written += len(chunk)
+            writer.commit()
         except BaseException:
             writer.discard()
             raise
-        writer.commit()
         return written
 
     def get_bytes(self, key: str) -> bytes | None:

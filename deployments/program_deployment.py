@@ -15,7 +15,7 @@ from gateway.settings import REPO_ROOT, Settings
 FLOW_NAME = "run_program"
 DEFAULT_WORK_POOL = Settings.model_fields["work_pool"].default
 FLOW_ENTRYPOINT = "flows/run_program.py:run_program"
-UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_.\-]")
+PREFECT_BANNED = re.compile(r"[/%&<>]")  # prefect.types.names.BANNED_CHARACTERS
 
 
 # Never copied to Ray workers (visible in the Ray dashboard): workers read storage from the Prefect block.
@@ -59,15 +59,17 @@ def ensure_work_pool(settings: Settings) -> None:
 
 
 def deployment_name(settings: Settings, owner: str, title: str, provider: str | None) -> str:
-    """One deployment per program: `<provider>.<title>` or `<owner>.<title>`.
+    """One deployment per program: `<title> (<owner>)` or `<title> (provider <provider>)`.
 
-    Platform instances sharing one Prefect server are told apart by their work pool,
-    which then prefixes the name.
+    Titles, user and provider names are checked patterns without spaces or parentheses,
+    so no two programs share a name (a user may be called like a provider). Platform
+    instances sharing one Prefect server are told apart by their work pool, which then
+    prefixes the name.
     """
-    name = f"{provider or owner}.{title}"
+    name = f"{title} (provider {provider})" if provider else f"{title} ({owner})"
     if settings.work_pool != DEFAULT_WORK_POOL:
-        name = f"{settings.work_pool}.{name}"
-    return UNSAFE_NAME_CHARACTERS.sub("_", name.replace("/", "_"))
+        name = f"{settings.work_pool}: {name}"
+    return PREFECT_BANNED.sub("_", name)
 
 
 def upsert_deployment(

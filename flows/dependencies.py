@@ -46,18 +46,28 @@ def read_allow_list(path: Path) -> list[str]:
     return entries
 
 
+def allowed_entry(requirement: Requirement, allowed: Iterable[str]) -> str | None:
+    """The allow-list line for this package (names compared PEP 503-normalised), if any."""
+    name = canonicalize_name(requirement.name)
+    return next((entry for entry in allowed if canonicalize_name(Requirement(entry).name) == name), None)
+
+
+def version_allowed(version: str, entry: str) -> bool:
+    return Requirement(entry).specifier.contains(version, prereleases=True)
+
+
 def install_specs(requirements: Iterable[str], allowed: Iterable[str]) -> list[str]:
     """What pip is given: a bare name becomes its allow-list entry (for a range, pip picks the best match).
 
     Checked again here: the allow-list may have changed since the program was uploaded.
     """
-    by_name = {canonicalize_name(Requirement(entry).name): entry for entry in allowed}
+    allowed = list(allowed)
     specs: list[str] = []
     for text in requirements:
         requirement = Requirement(text)
-        entry = by_name.get(canonicalize_name(requirement.name))
+        entry = allowed_entry(requirement, allowed)
         pins = [pin.version for pin in requirement.specifier]
-        if entry is None or not all(Requirement(entry).specifier.contains(pin, prereleases=True) for pin in pins):
+        if entry is None or not all(version_allowed(pin, entry) for pin in pins):
             raise DependencyInstallError(f"Dependency {text} is not in the allow-list any more; upload it again.")
         specs.append(text if pins else entry)
     return specs

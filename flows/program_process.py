@@ -337,11 +337,11 @@ def _run(spec: JobSpec, storage: Storage, settings: Settings, workdir: Path, sin
     areas = [DataArea.of_job(storage, spec, workdir / "data")]
     if spec.provider_area is not None:
         areas.append(DataArea(storage, spec.provider_area, workdir / "function_data"))
-    data_dir, *provider_dir = [area.pull() for area in areas]
+    data_dir, *function_data = [area.pull() for area in areas]
     (data_dir / "arguments").mkdir(parents=True, exist_ok=True)
     (data_dir / "results").mkdir(parents=True, exist_ok=True)
 
-    env = program_environment(spec, data_dir, settings, packages, provider_dir[0] if provider_dir else None)
+    env = program_environment(spec, data_dir, settings, packages, function_data[0] if function_data else None)
     process = start_program(spec, artifact_dir, env, settings)
     output = cast(io.BufferedReader, process.stdout)
     while chunk := output.read1(CHUNK_BYTES):

@@ -2,7 +2,8 @@
 
 A token is either a user's own or a job's callback token; the latter acts as the
 job's author (the program calls back as the user who ran it) and only while the
-job is active, so a leaked job token dies with its job.
+job is active, so a leaked job token dies with its job. A provider program's token
+is further confined to its own job (see `job_principal`).
 """
 
 from __future__ import annotations
@@ -45,8 +46,17 @@ def authenticate(
         return Principal(user.name, user_groups(session, user.name))
     job = session.scalar(select(db.Job).where(db.Job.token_hash == digest))
     if job is not None and _job_is_active(services, job.flow_run_id):
-        return Principal(job.author, user_groups(session, job.author), job_id=job.id)
+        return job_principal(session, job)
     raise ApiError(401, "Invalid token.")
+
+
+def job_principal(session: Session, job: db.Job) -> Principal:
+    """A job's token acts as its author. A provider program is someone else's code, so its token is
+    confined to its own job (callbacks) and carries none of the author's group rights."""
+    program = session.get(db.Program, job.program_id)
+    if program is not None and program.provider is None:
+        return Principal(job.author, user_groups(session, job.author), job_id=job.id)
+    return Principal(job.author, job_id=job.id, confined=True)
 
 
 def _job_is_active(services: Services, flow_run_id: str) -> bool:

@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     grant.add_argument("--trial", action="store_true", help="mark this group's runs as trial runs")
     disable = programs.add_parser("disable", help="keep the program visible but refuse its runs (423)")
     disable.add_argument("program", metavar="PROVIDER/TITLE")
-    disable.add_argument("--message", default="This Qiskit Function is disabled.")
+    disable.add_argument("--message", default=directory.DISABLED_MESSAGE)
     enable = programs.add_parser("enable")
     enable.add_argument("program", metavar="PROVIDER/TITLE")
 

@@ -6,10 +6,25 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, create_engine, event, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    create_engine,
+    event,
+    inspect,
+    literal,
+    text,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from gateway.settings import get_settings
 
@@ -184,7 +199,29 @@ def session_factory() -> sessionmaker[Session]:
 
 
 def create_schema() -> None:
-    Base.metadata.create_all(engine())
+    upgrade(engine())
+
+
+def upgrade(target: Engine) -> None:
+    """Create missing tables and add the columns newer code expects to tables an older version
+    made. Only additive changes happen here; nothing is dropped or rewritten."""
+    Base.metadata.create_all(target)
+    inspector = inspect(target)
+    with target.begin() as connection:
+        for table in Base.metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    connection.execute(text(_add_column(target, table.name, column)))
+
+
+def _add_column(target: Engine, table: str, column: Column[Any]) -> str:
+    kind = column.type.compile(target.dialect)
+    default = column.default.arg if isinstance(column.default, ScalarElementColumnDefault) else None
+    if default is None:  # existing rows get NULL, whatever the model says
+        return f"ALTER TABLE {table} ADD COLUMN {column.name} {kind}"
+    value = literal(default, column.type).compile(target, compile_kwargs={"literal_binds": True})
+    return f"ALTER TABLE {table} ADD COLUMN {column.name} {kind} NOT NULL DEFAULT {value}"
 
 
 def session() -> Iterator[Session]:

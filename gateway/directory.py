@@ -17,8 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway import db
-from gateway.access.facts import PERMISSIONS
+from gateway.access.programs import PERMISSIONS
 
+DISABLED_MESSAGE = "This Qiskit Function is disabled."
 USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,150}$")
 KEY_NAME = re.compile(r"^[A-Za-z0-9_-]{1,150}$")  # groups and providers
 
@@ -44,26 +45,27 @@ def valid_key(name: str) -> bool:
     return bool(KEY_NAME.match(name))
 
 
-def _check(name: str, kind: str, valid: bool) -> None:
-    if not valid:
+def _check_key(name: str, kind: str) -> None:
+    if not valid_key(name):
         raise DirectoryError(f"invalid {kind} name {name!r}: use letters, digits, _ and - (at most 150)")
 
 
-def add_user(session: Session, name: str, token: str) -> None:
-    """Create the user, or give an existing one this token (tokens are stored as SHA-256 digests)."""
-    _check(name, "user", valid_user_name(name))
+def add_user(session: Session, name: str, token: str, rotate: bool = True) -> None:
+    """Create the user, or (`rotate`) give an existing one this token. Tokens are stored as SHA-256 digests."""
+    if not valid_user_name(name):
+        raise DirectoryError(f"invalid user name {name!r}: use letters, digits, _ . @ and - (at most 150)")
     if len(token) < 8:
         raise DirectoryError("tokens have at least 8 characters")
     user = session.get(db.User, name)
     if user is None:
         session.add(db.User(name=name, token_hash=hash_token(token)))
-    else:
+    elif rotate:
         user.token_hash = hash_token(token)
     session.flush()
 
 
 def add_group(session: Session, name: str) -> None:
-    _check(name, "group", valid_key(name))
+    _check_key(name, "group")
     if session.get(db.Group, name) is None:
         session.add(db.Group(name=name))
         session.flush()
@@ -79,7 +81,7 @@ def add_member(session: Session, group: str, user: str) -> None:
 
 
 def add_provider(session: Session, name: str, admin_groups: list[str], registry: str | None = None) -> None:
-    _check(name, "provider", valid_key(name))
+    _check_key(name, "provider")
     provider = session.get(db.Provider, name)
     if provider is None:
         session.add(db.Provider(name=name, image_registry=registry))
@@ -121,11 +123,12 @@ def set_disabled(session: Session, provider: str, title: str, disabled: bool, me
 
 
 def seed(session: Session, path: Path) -> None:
-    """Apply a TOML seed file (see deployments/dev-seed.toml); running it twice changes nothing."""
+    """Apply a TOML seed file (see deployments/dev-seed.toml). It only adds: a token rotated
+    since (with the CLI) is kept, and running it twice changes nothing."""
     with path.open("rb") as handle:
         data: dict[str, Any] = tomllib.load(handle)
     for user in data.get("users", []):
-        add_user(session, user["name"], user["token"])
+        add_user(session, user["name"], user["token"], rotate=False)
         for group in user.get("groups", []):
             add_member(session, group, user["name"])
     for group in data.get("groups", []):

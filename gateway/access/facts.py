@@ -7,11 +7,7 @@ from sqlalchemy.orm import Session
 
 from gateway import db
 from gateway.access.jobs import JobFacts
-from gateway.access.programs import EMPTY, ProgramFacts
-
-VIEW = "view"
-RUN = "run"
-PERMISSIONS = (VIEW, RUN)
+from gateway.access.programs import EMPTY, RUN, ProgramFacts
 
 
 def user_groups(session: Session, user: str) -> frozenset[str]:
@@ -29,7 +25,9 @@ def program_facts(session: Session, program: db.Program) -> ProgramFacts:
 
 
 def job_facts(session: Session, job: db.Job, program: db.Program) -> JobFacts:
-    return JobFacts(author=job.author, provider=program.provider, admin_groups=admin_groups(session, program.provider))
+    return JobFacts(
+        id=job.id, author=job.author, provider=program.provider, admin_groups=admin_groups(session, program.provider)
+    )
 
 
 def many_program_facts(session: Session, programs: list[db.Program]) -> dict[str, ProgramFacts]:

@@ -11,14 +11,18 @@ from gateway.access.subject import Principal
 
 @dataclass(frozen=True)
 class JobFacts:
+    id: str
     author: str
     provider: str | None = None
     admin_groups: frozenset[str] = EMPTY  # admins of the job's program's provider
 
 
 def is_author(subject: Principal | None, job: JobFacts) -> bool:
-    """Result, user logs, events, sub-status, runtime jobs and stop are the author's alone."""
-    return subject is not None and subject.name == job.author
+    """Result, user logs, events, sub-status, runtime jobs and stop are the author's alone
+    (and a confined job token's only for its own job)."""
+    if subject is None or subject.name != job.author:
+        return False
+    return not subject.confined or subject.job_id == job.id
 
 
 def can_read(subject: Principal | None, job: JobFacts) -> bool:

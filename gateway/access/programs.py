@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from gateway.access.subject import Principal
 
 EMPTY: frozenset[str] = frozenset()
+VIEW, RUN = "view", "run"  # grant permissions; run implies view
+PERMISSIONS = (VIEW, RUN)
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class ProgramFacts:
     author: str
     provider: str | None = None
     admin_groups: frozenset[str] = EMPTY  # the provider's admin groups
-    view_groups: frozenset[str] = EMPTY
+    view_groups: frozenset[str] = EMPTY  # every granted group (a run grant includes view)
     run_groups: frozenset[str] = EMPTY
     trial_groups: frozenset[str] = field(default=EMPTY)  # run grants that make runs trial runs
 
@@ -29,8 +31,16 @@ def is_provider_admin(subject: Principal | None, admin_groups: frozenset[str]) -
     return subject is not None and subject.in_any(admin_groups)
 
 
-def can_upload(subject: Principal | None, admin_groups: frozenset[str]) -> bool:
-    """Creating or replacing a provider program needs the provider's admin membership."""
+def _acts_freely(subject: Principal | None) -> bool:
+    """A confined job token touches nothing but its own job."""
+    return subject is not None and not subject.confined
+
+
+def can_upload(subject: Principal | None, admin_groups: frozenset[str] | None) -> bool:
+    """Anyone may keep custom programs (admin_groups None); a provider program needs the
+    provider's admin membership."""
+    if admin_groups is None:
+        return _acts_freely(subject)
     return is_provider_admin(subject, admin_groups)
 
 
@@ -39,7 +49,7 @@ def _manages(subject: Principal, program: ProgramFacts) -> bool:
 
 
 def can_view(subject: Principal | None, program: ProgramFacts) -> bool:
-    if subject is None:
+    if subject is None or not _acts_freely(subject):
         return False
     if program.provider is None:
         return subject.name == program.author
@@ -47,7 +57,7 @@ def can_view(subject: Principal | None, program: ProgramFacts) -> bool:
 
 
 def can_run(subject: Principal | None, program: ProgramFacts) -> bool:
-    if subject is None:
+    if subject is None or not _acts_freely(subject):
         return False
     if program.provider is None:
         return subject.name == program.author

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
-from gateway.access.subject import Principal
 from gateway.auth import CurrentUser, DbSession
 from gateway.context import ServicesDep
-from gateway.files import service, streaming
-from gateway.files.content_type import SNIFF_BYTES
+from gateway.files import service
 
 router = APIRouter(prefix="/files", tags=["files"])
 UPLOAD_BODY = {
@@ -32,15 +27,15 @@ UPLOAD_BODY = {
     }
 }
 Text = Annotated[str | None, Query(max_length=255)]
-Resolver = Callable[[Session, Principal, str | None, str | None], str]
 
 
-def _add_routes(prefix: str, area: Resolver, label: str) -> None:
+def _add_routes(prefix: str, provider_area: bool, label: str) -> None:
     @router.get(prefix, summary=f"List the files of the {label} area")
     def list_files(
         user: CurrentUser, session: DbSession, services: ServicesDep, function: Text = None, provider: Text = None
     ) -> dict[str, list[str]]:
-        return {"results": service.list_files(services, area(session, user, function, provider))}
+        area = service.resolve(session, user, service.AreaQuery(function, provider, provider_area))
+        return {"results": service.list_files(services, area)}
 
     @router.post(
         f"{prefix}/upload",
@@ -55,14 +50,8 @@ def _add_routes(prefix: str, area: Resolver, label: str) -> None:
         function: Text = None,
         provider: Text = None,
     ) -> dict[str, str]:
-        # The reference order: the file's name and type first, then access, then the bytes.
-        incoming = streaming.MultipartFile(request)
-        filename, head = await incoming.start(SNIFF_BYTES)
-        name = service.safe_name(filename)
-        service.check_type(head)
-        target = await run_in_threadpool(area, session, user, function, provider)
-        await streaming.store(services.storage, f"{target}/{name}", incoming, services.settings.max_file_bytes)
-        return {"message": name}
+        query = service.AreaQuery(function, provider, provider_area)
+        return {"message": await service.upload(request, services, session, user, query)}
 
     @router.get(f"{prefix}/download", summary=f"Download a file of the {label} area (streamed)")
     def download(
@@ -73,8 +62,10 @@ def _add_routes(prefix: str, area: Resolver, label: str) -> None:
         function: Text = None,
         provider: Text = None,
     ) -> StreamingResponse:
+        area = service.resolve(session, user, service.AreaQuery(function, provider, provider_area))
+        session.close()  # no database connection is held while the bytes move
         name = service.safe_name(file)
-        size, chunks = service.open_download(services, area(session, user, function, provider), name)
+        size, chunks = service.open_download(services, area, name)
         headers = {"Content-Length": str(size), "Content-Disposition": f'attachment; filename="{name}"'}
         return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
 
@@ -87,10 +78,10 @@ def _add_routes(prefix: str, area: Resolver, label: str) -> None:
         function: Text = None,
         provider: Text = None,
     ) -> dict[str, str]:
-        name = service.safe_name(file)
-        service.delete(services, area(session, user, function, provider), name)
+        area = service.resolve(session, user, service.AreaQuery(function, provider, provider_area))
+        service.delete(services, area, service.safe_name(file))
         return {"message": "Requested file was deleted."}
 
 
-_add_routes("/provider", service.provider_area, "provider")
-_add_routes("", service.user_area, "user")
+_add_routes("/provider", True, "provider")
+_add_routes("", False, "user")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import anyio
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
@@ -138,6 +139,7 @@ async def store(storage: Storage, key: str, upload: MultipartFile, limit: int) -
     async def drain() -> None:
         while (batch := await batches.get()) is not None:
             await run_in_threadpool(writer.write, batch)
+        await run_in_threadpool(writer.commit)
 
     writing = asyncio.create_task(drain())
     received = 0
@@ -157,19 +159,23 @@ async def store(storage: Storage, key: str, upload: MultipartFile, limit: int) -
         await _put(batches, writing, None)
         await writing
     except BaseException:
-        writing.cancel()
-        await asyncio.gather(writing, return_exceptions=True)
-        await run_in_threadpool(writer.discard)
+        # Shielded: a cancelled request (client gone) must still abort the half-written object.
+        with anyio.CancelScope(shield=True):
+            writing.cancel()
+            await asyncio.gather(writing, return_exceptions=True)
+            await run_in_threadpool(writer.discard)
         raise
-    await run_in_threadpool(writer.commit)
     return received
 
 
 async def _put(batches: asyncio.Queue[bytes | None], writing: asyncio.Task[None], item: bytes | None) -> None:
     """Queue a batch unless the writer has already failed (then raise its error)."""
     put = asyncio.ensure_future(batches.put(item))
-    await asyncio.wait({put, writing}, return_when=asyncio.FIRST_COMPLETED)
-    if not put.done():
-        put.cancel()
+    try:
+        await asyncio.wait({put, writing}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not put.done():
+            put.cancel()
+    if put.cancelled() or not put.done():
         writing.result()  # raises the storage error
         raise RuntimeError("storage writer stopped early")

@@ -25,7 +25,7 @@ from gateway.context import Services
 from gateway.errors import ApiError, bad_request, not_found
 from gateway.jobs import logs as log_rules
 from gateway.jobs.schemas import ErrorEventIn, EventOut, JobOut, JobPage, JobQuery, ProgramRef, SubStatus
-from gateway.programs.service import function_missing
+from gateway.programs.service import check_filter, function_missing, require_provider
 
 ERROR = "ERROR"
 EVENT_TYPES = [ERROR]
@@ -98,8 +98,12 @@ def describe(services: Services, session: Session, job: db.Job, with_result: boo
 
 
 def job_detail(services: Services, session: Session, user: Principal, job_id: str, with_result: bool) -> JobOut:
-    job = get_job(session, user, job_id)
-    return describe(services, session, job, with_result and policy.is_author(user, JobFacts(author=job.author)))
+    """The job for whoever may read it; its result only for its author (API.md §2.8)."""
+    found = _load(session, job_id)
+    if found is None or not policy.can_read(user, found[2]):
+        raise job_missing(job_id)
+    job, _, facts = found
+    return describe(services, session, job, with_result and policy.is_author(user, facts))
 
 
 def data_area(job: db.Job, program: db.Program) -> str:
@@ -154,6 +158,8 @@ def provider_logs(services: Services, session: Session, user: Principal, job_id:
 def list_jobs(services: Services, session: Session, user: Principal, query: JobQuery) -> tuple[int, list[JobOut]]:
     """The caller's own jobs, newest first."""
     rows = job_rows(session, query).where(db.Job.author == user.name)
+    if user.confined:  # a provider program's token knows only its own job (access/jobs.is_author)
+        rows = rows.where(db.Job.id == user.job_id)
     if query.function:
         _require_function(session, query.function, query.provider)
     return _page(services, session, rows, query)
@@ -165,10 +171,7 @@ def list_provider_jobs(
     """Every user's jobs of a provider's programs, for the provider's admins (API.md §7.2)."""
     if not query.provider:
         raise bad_request("'provider' not provided or is not valid")
-    if session.get(db.Provider, query.provider) is None or not policy.can_list_provider_jobs(
-        user, admin_groups(session, query.provider)
-    ):
-        raise not_found(f"Provider {query.provider} doesn't exist.")
+    require_provider(session, user, query.provider, policy.can_list_provider_jobs)
     if query.function:
         _require_function(session, query.function, query.provider)
     return _page(services, session, job_rows(session, query), query)
@@ -185,8 +188,7 @@ def _require_function(session: Session, title: str, provider: str | None) -> Non
 
 def job_rows(session: Session, query: JobQuery) -> Select[db.Job, db.Program]:
     rows = select(db.Job, db.Program).join(db.Program, db.Job.program_id == db.Program.id)
-    if query.filter not in (None, "", "catalog", "serverless"):
-        raise bad_request("'filter' must be 'catalog' or 'serverless'.")
+    check_filter(query.filter)
     if query.filter == "catalog":
         rows = rows.where(db.Program.provider.is_not(None))
     elif query.filter == "serverless":

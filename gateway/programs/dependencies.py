@@ -13,7 +13,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from flows.dependencies import read_allow_list
+from flows.dependencies import allowed_entry, read_allow_list, version_allowed
 from gateway.errors import bad_request
 from gateway.settings import get_settings
 
@@ -33,20 +33,15 @@ def normalize_dependencies(text: str, allowed: list[str]) -> str:
         raise bad_request("'dependencies' must be JSON text.") from None
     if not isinstance(entries, list):
         raise bad_request("'dependencies' must be a JSON list.")
-    by_name = {canonicalize_name(Requirement(entry).name): entry for entry in allowed}
     normalized: dict[str, str] = {}
-    for entry in entries:
-        requirement = _requirement(entry)
-        name = canonicalize_name(requirement.name)
-        allowed_entry = by_name.get(name)
-        if allowed_entry is None:
-            raise bad_request(
-                f"Dependency `{requirement.name}` is not allowed. Allowed dependencies: {', '.join(allowed)}"
-            )
-        if not requirement.extras <= Requirement(allowed_entry).extras:
-            raise bad_request(f"Dependency `{requirement}` is not allowed. Allowed dependencies: {', '.join(allowed)}")
-        result = _resolve(requirement, allowed_entry)
-        if normalized.setdefault(name, result) != result:
+    for item in entries:
+        requirement = _requirement(item)
+        entry = allowed_entry(requirement, allowed)
+        if entry is None or requirement.extras:  # extras mean nothing: packages install without dependencies
+            named = requirement.name + (f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else "")
+            raise bad_request(f"Dependency `{named}` is not allowed. Allowed dependencies: {', '.join(allowed)}")
+        result = _resolve(requirement, entry)
+        if normalized.setdefault(canonicalize_name(requirement.name), result) != result:
             raise bad_request(f"Dependency `{requirement.name}` is listed more than once with different versions.")
     return json.dumps(list(normalized.values()))
 
@@ -75,16 +70,14 @@ def _requirement(entry: Any) -> Requirement:
     return requirement
 
 
-def _resolve(requirement: Requirement, allowed_entry: str) -> str:
-    allowed = Requirement(allowed_entry)
-    name = allowed.name + (f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else "")
+def _resolve(requirement: Requirement, entry: str) -> str:
+    allowed = Requirement(entry)
+    name = allowed.name
     pins = list(requirement.specifier)
     if not pins:
         exact = [pin.version for pin in allowed.specifier if pin.operator in ("==", "===")]
         return f"{name}=={exact[0]}" if len(exact) == 1 and not exact[0].endswith("*") else name
     version = pins[0].version
-    if not allowed.specifier.contains(version, prereleases=True):
-        raise bad_request(
-            f"Dependency ({requirement.name}) version ({version}) is not allowed. Allowed: {allowed_entry}"
-        )
+    if not version_allowed(version, entry):
+        raise bad_request(f"Dependency ({requirement.name}) version ({version}) is not allowed. Allowed: {entry}")
     return f"{name}=={version}"

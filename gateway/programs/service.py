@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
 import jsonschema
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from blocks import storage as layout
@@ -21,7 +23,7 @@ from gateway.access import programs as policy
 from gateway.access.facts import admin_groups, many_program_facts, program_facts
 from gateway.access.subject import Principal
 from gateway.context import Services
-from gateway.directory import hash_token, new_token
+from gateway.directory import DISABLED_MESSAGE, hash_token, new_token
 from gateway.errors import ApiError, bad_request, not_found
 from gateway.programs.dependencies import allow_list, normalize_dependencies
 from gateway.programs.schemas import JobCreated, RunRequest
@@ -29,7 +31,6 @@ from gateway.status import QUEUED
 
 TITLE_UNSAFE = re.compile(r"[^A-Za-z0-9_\-/]")
 SCHEMA_MAX_BYTES = 64 * 1024
-DISABLED = "This Qiskit Function is disabled."
 
 
 @dataclass
@@ -90,24 +91,36 @@ def program_by_id(session: Session, user: Principal, program_id: str) -> db.Prog
     return program
 
 
+def check_filter(value: str | None) -> None:
+    """`catalog` (provider functions) or `serverless` (custom ones), for programs and jobs alike."""
+    if value not in (None, "", "catalog", "serverless"):
+        raise bad_request("'filter' must be 'catalog' or 'serverless'.")
+
+
 def list_programs(session: Session, user: Principal, filter_: str | None, provider: str | None) -> list[db.Program]:
     """No filter: own custom programs plus the provider programs the caller may view;
     `serverless`: own custom programs only; `catalog`: provider programs the caller may run."""
-    if filter_ not in (None, "", "serverless", "catalog"):
-        raise bad_request("'filter' must be 'serverless' or 'catalog'.")
-    found: list[db.Program] = []
+    check_filter(filter_)
+    candidates: list[db.Program] = []
     if filter_ != "catalog" and not provider:
         own = select(db.Program).where(db.Program.author == user.name, db.Program.provider.is_(None))
-        found.extend(session.scalars(own.order_by(db.Program.created)))
+        candidates.extend(session.scalars(own.order_by(db.Program.created)))
     if filter_ != "serverless":
         shared = select(db.Program).where(db.Program.provider.is_not(None))
         if provider:
             shared = shared.where(db.Program.provider == provider)
-        candidates = list(session.scalars(shared.order_by(db.Program.provider, db.Program.title)))
-        facts = many_program_facts(session, candidates)
-        allowed = policy.can_run if filter_ == "catalog" else policy.can_view
-        found.extend(program for program in candidates if allowed(user, facts[program.id]))
-    return found
+        candidates.extend(session.scalars(shared.order_by(db.Program.provider, db.Program.title)))
+    facts = many_program_facts(session, candidates)
+    allowed = policy.can_run if filter_ == "catalog" else policy.can_view
+    return [program for program in candidates if allowed(user, facts[program.id])]
+
+
+def require_provider(
+    session: Session, user: Principal, provider: str, allowed: Callable[[Principal, frozenset[str]], bool]
+) -> None:
+    """The provider exists and the policy lets the caller act for it; else the same 404 either way."""
+    if session.get(db.Provider, provider) is None or not allowed(user, admin_groups(session, provider)):
+        raise not_found(f"Provider {provider} doesn't exist.")
 
 
 def provider_for_upload(session: Session, user: Principal, provider: str, title: str) -> db.Provider:
@@ -180,6 +193,8 @@ def upload(
         registry = provider_for_upload(session, user, provider, title).image_registry
         if form.image and registry and not form.image.startswith(registry.rstrip("/") + "/"):
             raise bad_request(f"The image must come from the provider's registry {registry}.")
+    elif not policy.can_upload(user, None):
+        raise ApiError(403, "A job of a provider function cannot upload functions.")
     if form.runner not in (None, "", "ray"):
         raise bad_request("Only the 'ray' runner is available.")
 
@@ -192,21 +207,36 @@ def upload(
     if artifact is not None or (entrypoint is not None and image is None):
         _check_artifact(services, program, artifact, artifact_size, entrypoint, "entrypoint" in changes)
 
-    if program is None:
-        program = db.Program(author=user.name, title=title, provider=provider)
-        session.add(program)
-        session.flush()
-    for name, value in changes.items():
-        setattr(program, name, value)
-    # Deployment first: if Prefect refuses, nothing stored has changed yet.
+    try:
+        if program is None:
+            program = db.Program(author=user.name, title=title, provider=provider)
+            session.add(program)
+            session.flush()
+        for name, value in changes.items():
+            setattr(program, name, value)
+        session.flush()  # what the store refuses is refused before anything else changes
+    except IntegrityError:
+        session.rollback()
+        raise ApiError(409, f"Function {title} was created by another upload at the same time; upload again.") from None
+    # Deployment next: if Prefect refuses, nothing stored has changed yet.
     program.deployment_id = services.orchestrator.upsert_program(
         owner=program.author, title=title, provider=provider, description=program.description, version=program.version
     )
+    replaced, stored = program.artifact, None
     if artifact is not None:
-        key = layout.program_artifact(program.id)
-        services.storage.put_file(key, artifact)
-        program.artifact = key
-    session.commit()
+        # A new key per upload: queued jobs copied theirs, and a failed commit leaves the old one in use.
+        stored = layout.program_artifact(program.id, db.new_id())
+        services.storage.put_file(stored, artifact)
+        program.artifact = stored
+    try:
+        session.commit()
+    except Exception:
+        session.rollback()
+        if stored is not None:
+            services.storage.delete(stored)
+        raise
+    if stored is not None and replaced is not None:
+        services.storage.delete(replaced)
     return program
 
 
@@ -305,7 +335,7 @@ def run(
 ) -> JobCreated:
     program = find_program(session, user, request.title, request.provider, to_run=True)
     if program.disabled:
-        raise ApiError(423, program.disabled_message or DISABLED)
+        raise ApiError(423, program.disabled_message or DISABLED_MESSAGE)
     limit = services.settings.max_active_jobs
     if services.orchestrator.active_jobs(user.name) >= limit:
         raise ApiError(429, f"Active job limit reached. The maximum allowed is {limit}.")
@@ -330,7 +360,10 @@ def run(
     )
     storage = services.storage
     storage.put_bytes(spec.arguments_key, request.arguments.encode())
-    storage.copy(program.artifact, spec.artifact_key)  # per-job snapshot: a re-upload never changes a queued job
+    try:
+        storage.copy(program.artifact, spec.artifact_key)  # per-job snapshot: a re-upload never changes a queued job
+    except FileNotFoundError:  # replaced by an upload a moment ago
+        raise ApiError(409, f"Function {program.title} was being replaced; run it again.") from None
     spec.save(storage)
     flow_run_id = services.orchestrator.start_job(
         deployment_id=program.deployment_id,

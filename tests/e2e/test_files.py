@@ -62,7 +62,10 @@ def test_provider_function_areas(any_stack: Stack, tmp_path: Path) -> None:
 
     job = admin.run("mockprovider/area-fn", arguments={"name": "admin"})
     assert wait_for(job, TERMINAL) == "DONE", job.logs()
-    assert job.result()["model"] == '{"weights": [3]}'
+    result = job.result()
+    assert result["model"] == '{"weights": [3]}'
+    # The provider code's token is confined to its job: none of mockuser's many functions or jobs.
+    assert result["sees_functions"] == [] and result["sees_jobs"] == [job.job_id]
     assert set(admin.files(function)) == {"note.txt", "mine.txt"}  # what the job wrote to DATA_PATH
     assert set(admin.provider_files(function)) == {"model.json", "last-run.txt"}  # and to FUNCTION_DATA_PATH
     last = admin.provider_file_download("last-run.txt", function, download_location=str(tmp_path / "down"))

@@ -103,7 +103,15 @@ def test_provider_run_with_areas_logs_and_provider_jobs(
     # The title given as one "provider/title" string is split by the gateway.
     job = runner.run(FUNCTION, arguments={"name": "runner"})
     assert wait_for(job, TERMINAL) == "DONE", job.logs()
-    assert job.result() == {"trial": "False", "model": '{"weights": [1, 2]}', "name": "runner"}
+    result = job.result()
+    assert {key: result[key] for key in ("trial", "model", "name", "callback")} == {
+        "trial": "False",
+        "model": '{"weights": [1, 2]}',
+        "name": "runner",
+        "callback": True,
+    }
+    # Its callback token knows nothing of the runner but this job.
+    assert result["sees_functions"] == [] and result["sees_jobs"] == [job.job_id]
 
     # Users see only [PUBLIC] lines; provider admins see everything else.
     user_logs = job.logs()

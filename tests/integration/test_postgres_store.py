@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
@@ -248,3 +248,27 @@ def test_lookups_postgres_cannot_run_are_data_errors(store: Engine, session: Ses
             session.scalar(query)
     else:
         assert session.scalar(query) is None
+
+
+def test_upgrade_adds_the_columns_an_older_store_lacks(store: Engine) -> None:
+    """A store made by an older version (no `disabled` columns yet) is brought up to date at start."""
+    with store.begin() as connection:
+        connection.execute(text("ALTER TABLE programs DROP COLUMN disabled"))
+        connection.execute(text("ALTER TABLE programs DROP COLUMN disabled_message"))
+        connection.execute(
+            text("INSERT INTO users (name, token_hash, created) VALUES ('old', 'digest', CURRENT_TIMESTAMP)")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO programs (id, author, title, runner, dependencies, env_vars, sizes, type, "
+                "created, updated) VALUES ('p-old', 'old', 'legacy', 'ray', '[]', '{}', '{}', 'GENERIC', "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    db.upgrade(store)
+    db.upgrade(store)  # idempotent
+    with Session(store) as session:
+        program = session.get(db.Program, "p-old")
+        assert program is not None and program.disabled is False and program.disabled_message is None
+        program.disabled = True
+        session.commit()

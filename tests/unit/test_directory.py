@@ -78,3 +78,11 @@ def test_unknown_program_and_permission(session: Session) -> None:
         directory.grant(session, "mockprovider", "missing", "g", "run")
     with pytest.raises(directory.DirectoryError, match="permission"):
         directory.grant(session, "mockprovider", "missing", "g", "admin")
+
+
+def test_seed_keeps_a_token_rotated_since(session: Session) -> None:
+    directory.seed(session, SEED)
+    directory.add_user(session, "mockuser", "rotated-token")
+    directory.seed(session, SEED)  # a restart re-applies the seed
+    user = session.get(db.User, "mockuser")
+    assert user is not None and user.token_hash == directory.hash_token("rotated-token")

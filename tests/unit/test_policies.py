@@ -21,6 +21,8 @@ SUBJECTS: dict[str, Principal | None] = {
     "runner": Principal("erin", frozenset({"runners"})),
     "trialist": Principal("frank", frozenset({"trialists"})),
     "anonymous": None,
+    # The callback token of alice's job of the provider program: someone else's code, confined.
+    "provider job token": Principal("alice", job_id="provider-job", confined=True),
 }
 CUSTOM = ProgramFacts(author="alice")
 PROVIDED = ProgramFacts(
@@ -31,8 +33,8 @@ PROVIDED = ProgramFacts(
     run_groups=frozenset({"runners", "trialists"}),
     trial_groups=frozenset({"trialists"}),
 )
-CUSTOM_JOB = JobFacts(author="alice")
-PROVIDER_JOB = JobFacts(author="alice", provider="prov", admin_groups=ADMINS)
+CUSTOM_JOB = JobFacts(id="custom-job", author="alice")
+PROVIDER_JOB = JobFacts(id="provider-job", author="alice", provider="prov", admin_groups=ADMINS)
 
 Rule = Callable[[Principal | None], bool]
 RULES: dict[str, Rule] = {
@@ -80,6 +82,7 @@ ALLOWED: dict[str, set[str]] = {
     "runner": {"view provider program", "run provider program", "user area of provider program"},
     "trialist": {"view provider program", "run provider program", "user area of provider program"},
     "anonymous": set(),
+    "provider job token": {"read provider job", "author-only on provider job"},
 }
 
 
@@ -103,6 +106,12 @@ def test_trial_runs(subject: str, trial: bool) -> None:
 def test_full_grant_beats_trial_grant() -> None:
     both = Principal("gina", frozenset({"runners", "trialists"}))
     assert programs.runs_as_trial(both, PROVIDED) is False
+
+
+def test_confined_token_uploads_nothing() -> None:
+    token = SUBJECTS["provider job token"]
+    assert not programs.can_upload(token, None) and not programs.can_upload(token, ADMINS)
+    assert programs.can_upload(SUBJECTS["other"], None)  # anyone keeps custom programs
 
 
 def test_admins_of_another_provider_get_nothing() -> None:
