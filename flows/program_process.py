@@ -12,7 +12,9 @@ import json
 import logging
 import os
 import re
+import select
 import shutil
+import signal
 import subprocess
 import threading
 import traceback
@@ -27,6 +29,7 @@ from gateway.settings import Settings
 
 CHUNK_BYTES = 64 * 1024
 REMOTE_FLUSH_SECONDS = 0.5
+WAKE_SECONDS = 0.2
 PASSED_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
 BOOTSTRAP = Path(__file__).with_name("runtime_bootstrap.py")
 # Variables read while qiskit is imported: a program setting one gets a fresh interpreter.
@@ -343,15 +346,34 @@ def _run(spec: JobSpec, storage: Storage, settings: Settings, workdir: Path, sin
 
     env = program_environment(spec, data_dir, settings, packages, function_data[0] if function_data else None)
     process = start_program(spec, artifact_dir, env, settings)
-    output = cast(io.BufferedReader, process.stdout)
-    while chunk := output.read1(CHUNK_BYTES):
-        sink.write(chunk)
-    exit_code = process.wait()
+    try:
+        _pump(cast(io.BufferedReader, process.stdout), sink)
+        exit_code = process.wait()
+    except KeyboardInterrupt:
+        # A stop (ray.cancel): end the program now, but keep its last output and what it wrote.
+        os.killpg(process.pid, signal.SIGKILL)  # the program leads its own session: its children go too
+        process.wait()
+        _pump(cast(io.BufferedReader, process.stdout), sink)
+        for area in areas:
+            area.push()
+        raise
     for area in areas:
         area.push()
     if settings.warm_interpreters:
         SPARE.refill(settings.runtime_python, settings.scratch)
     return exit_code
+
+
+def _pump(output: io.BufferedReader, sink: LogSink) -> None:
+    """Copy the program's output to the log until it ends. The wait wakes every WAKE_SECONDS so
+    that a stop (Ray raises KeyboardInterrupt between bytecodes) is seen even when it is silent."""
+    while True:
+        ready, _, _ = select.select([output], [], [], WAKE_SECONDS)
+        if ready:
+            chunk = output.read1(CHUNK_BYTES)
+            if not chunk:
+                return
+            sink.write(chunk)
 
 
 def start_program(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from conftest import MAX_FILE_BYTES, PROGRAMS, TERMINAL, Stack, upload, wait_for
@@ -75,6 +76,23 @@ def test_provider_function_areas(any_stack: Stack, tmp_path: Path) -> None:
         assert admin.provider_file_delete(name, function) == "Requested file was deleted."
     assert admin.file_delete("note.txt", function) == "Requested file was deleted."
     assert admin.provider_files(function) == [] and admin.files(function) == ["mine.txt"]
+
+
+def test_a_stopped_job_keeps_what_it_wrote(any_stack: Stack, tmp_path: Path) -> None:
+    """On object storage the data area is a scratch copy: a stop must still push it back."""
+    client = any_stack.client()
+    function = upload(client, "interrupted", "interrupted")
+    job = function.run()
+    deadline = time.monotonic() + 60
+    while "file written" not in (job.logs() or ""):
+        assert time.monotonic() < deadline, job.status()
+        time.sleep(0.2)
+    job.stop()
+    assert wait_for(job, TERMINAL) == "CANCELED"
+    assert "partial.txt" in client.files(function)
+    saved = client.file_download("partial.txt", function, download_location=str(tmp_path))
+    assert (tmp_path / str(saved)).read_text() == "written before the stop"
+    assert job.logs().endswith("file written, waiting\n")
 
 
 def test_producer_and_consumer_share_the_user_area(any_stack: Stack, tmp_path: Path) -> None:
