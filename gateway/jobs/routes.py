@@ -24,8 +24,7 @@ def list_jobs(
     session: DbSession,
     services: ServicesDep,
 ) -> JobPage:
-    count, items = service.list_jobs(services, session, user, query)
-    return service.page(str(request.url.replace(query="")), count, items, query.limit, query.offset)
+    return _page(request, service.list_jobs(services, session, user, query), query)
 
 
 @router.get("/provider", response_model=JobPage, summary="Every user's jobs of a provider's functions (admins)")
@@ -36,7 +35,11 @@ def list_provider_jobs(
     session: DbSession,
     services: ServicesDep,
 ) -> JobPage:
-    count, items = service.list_provider_jobs(services, session, user, query)
+    return _page(request, service.list_provider_jobs(services, session, user, query), query)
+
+
+def _page(request: Request, found: tuple[int, list[JobOut]], query: JobQuery) -> JobPage:
+    count, items = found
     return service.page(str(request.url.replace(query="")), count, items, query.limit, query.offset)
 
 
