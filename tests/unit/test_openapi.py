@@ -19,6 +19,8 @@ def test_every_api_operation_documents_its_error_shape() -> None:
             schema = operation["responses"][status]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/ErrorOut"}, (path, method, status)
     assert document["components"]["schemas"]["ErrorOut"]["required"] == ["message"]
+    assert not [path for path, _, operation in operations if "422" in operation["responses"]]  # 400, never 422
+    assert "HTTPValidationError" not in document["components"]["schemas"]
 
 
 def test_file_routes_take_their_area_from_the_query() -> None:
