@@ -15,6 +15,7 @@ from packaging.utils import canonicalize_name
 
 from flows.dependencies import allowed_entry, read_allow_list, version_allowed
 from gateway.errors import bad_request
+from gateway.programs.form_fields import json_field
 from gateway.settings import get_settings
 
 FIXED_VERSION = "'dependencies' needs one fixed version using the '==' operator."
@@ -27,12 +28,7 @@ def allow_list() -> list[str]:
 
 
 def normalize_dependencies(text: str, allowed: list[str]) -> str:
-    try:
-        entries = json.loads(text)
-    except (ValueError, RecursionError):
-        raise bad_request("'dependencies' must be JSON text.") from None
-    if not isinstance(entries, list):
-        raise bad_request("'dependencies' must be a JSON list.")
+    entries = json_field(text, "dependencies", list)
     normalized: dict[str, str] = {}
     for item in entries:
         requirement = _requirement(item)

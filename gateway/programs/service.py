@@ -26,6 +26,7 @@ from gateway.context import Services
 from gateway.directory import DISABLED_MESSAGE, hash_token, new_token
 from gateway.errors import ApiError, bad_request, not_found
 from gateway.programs.dependencies import allow_list, normalize_dependencies
+from gateway.programs.form_fields import json_field
 from gateway.programs.schemas import JobCreated, RunRequest
 from gateway.status import QUEUED
 
@@ -133,18 +134,8 @@ def provider_for_upload(session: Session, user: Principal, provider: str, title:
     return known
 
 
-def _json(text: str, field: str, kind: type) -> Any:
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        raise bad_request(f"'{field}' must be JSON text.") from None
-    if not isinstance(value, kind):
-        raise bad_request(f"'{field}' must be a JSON {kind.__name__ if kind is not dict else 'object'}.")
-    return value
-
-
 def normalize_env_vars(text: str) -> str:
-    values = _json(text, "env_vars", dict)
+    values = json_field(text, "env_vars", dict)
     if not all(isinstance(key, str) and isinstance(value, str) for key, value in values.items()):
         raise bad_request("'env_vars' must map names to string values.")
     return json.dumps(values)
@@ -265,7 +256,7 @@ def _changes(form: UploadForm) -> dict[str, Any]:
     if form.arguments_schema is not None:
         changes["arguments_schema"] = normalize_schema(form.arguments_schema)
     if form.sizes is not None:
-        changes["sizes"] = json.dumps(_json(form.sizes, "sizes", dict))
+        changes["sizes"] = json.dumps(json_field(form.sizes, "sizes", dict))
     if form.default_size is not None:
         changes["default_size"] = form.default_size
     return changes
