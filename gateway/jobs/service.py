@@ -49,10 +49,16 @@ def _load(session: Session, job_id: str) -> tuple[db.Job, db.Program, JobFacts] 
 
 def _allowed(session: Session, job_id: str, rule: Callable[[JobFacts], bool], denied: ApiError) -> db.Job:
     """The job when the policy rule allows it, else `denied` (the same whether missing or hidden)."""
+    return _allowed_with_facts(session, job_id, rule, denied)[0]
+
+
+def _allowed_with_facts(
+    session: Session, job_id: str, rule: Callable[[JobFacts], bool], denied: ApiError
+) -> tuple[db.Job, JobFacts]:
     found = _load(session, job_id)
     if found is None or not rule(found[2]):
         raise denied
-    return found[0]
+    return found[0], found[2]
 
 
 def get_job(session: Session, user: Principal, job_id: str) -> db.Job:
@@ -99,10 +105,7 @@ def describe(services: Services, session: Session, job: db.Job, with_result: boo
 
 def job_detail(services: Services, session: Session, user: Principal, job_id: str, with_result: bool) -> JobOut:
     """The job for whoever may read it; its result only for its author (API.md §2.8)."""
-    found = _load(session, job_id)
-    if found is None or not policy.can_read(user, found[2]):
-        raise job_missing(job_id)
-    job, _, facts = found
+    job, facts = _allowed_with_facts(session, job_id, lambda facts: policy.can_read(user, facts), job_missing(job_id))
     return describe(services, session, job, with_result and policy.is_author(user, facts))
 
 
