@@ -3,7 +3,7 @@
 It holds one Ray connection and runs each flow run of the platform's work pool
 through Prefect's own engine, in a thread of this process: a run starts in a
 fraction of a second instead of paying a fresh interpreter and fresh Ray workers
-(STACK-NOTES.md). New runs are picked up from Prefect's event stream; a slow poll
+(docs/architecture.md). New runs are picked up from Prefect's event stream; a slow poll
 is the safety net (missed events, scheduled runs coming due). A Cancelling state
 kills the run's Ray task, since nothing else would in-process.
 """
@@ -40,11 +40,13 @@ from prefect.flow_engine import run_flow
 from prefect.states import Cancelled, Crashed, Pending
 from prefect.types._datetime import DateTime, now
 
-from deployments.program_deployment import ensure_work_pool, platform_env
-from flows import cancellation
+from core.job_log import STOPPED_MESSAGE
+from core.settings import Settings, platform_env
+from core.work_pool import ensure_work_pool
+from flows import cancellation, node
+from flows.node import NodeRuntime
 from flows.program_process import warm_up
-from flows.run_program import run_program
-from gateway.settings import Settings, get_settings
+from flows.run_program import for_runtime
 
 log = logging.getLogger("qiskit_serverless.executor")
 
@@ -56,6 +58,8 @@ WARM_WORKERS = 2
 class Executor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.runtime = NodeRuntime.of(settings)
+        self.flow = for_runtime(self.runtime)
         self.pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="flow-run")
         self.active: set[str] = set()
         self.lock = threading.Lock()
@@ -84,7 +88,7 @@ class Executor:
             logging_level=logging.WARNING,
         )
         warm = ray.remote(warm_up).options(num_cpus=self.settings.job_num_cpus)
-        ray.get([warm.remote() for _ in range(WARM_WORKERS)])
+        ray.get([warm.remote(self.runtime) for _ in range(WARM_WORKERS)])
 
     async def heartbeat(self) -> None:
         """Mark the work pool READY in Prefect (the gateway's readiness asks for it)."""
@@ -129,7 +133,8 @@ class Executor:
     def _execute(self, flow_run: FlowRun) -> None:
         key = str(flow_run.id)
         try:
-            run_flow(run_program, flow_run=flow_run, parameters=flow_run.parameters, return_type="state")
+            with node.serving(self.runtime):
+                run_flow(self.flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state")
         except BaseException:
             log.exception("flow run %s ended with an engine error", key)
         finally:
@@ -151,9 +156,7 @@ class Executor:
         async with get_client() as client:
             flow_run = await client.read_flow_run(flow_run_id)
             if flow_run.work_pool_name == self.settings.work_pool and flow_run.state and flow_run.state.is_cancelling():
-                await client.set_flow_run_state(
-                    flow_run_id, Cancelled(message=cancellation.STOPPED_MESSAGE), force=True
-                )
+                await client.set_flow_run_state(flow_run_id, Cancelled(message=STOPPED_MESSAGE), force=True)
 
     async def recover(self) -> None:
         """Close runs a previous executor of this pool left behind (one executor serves a pool).
@@ -174,7 +177,7 @@ class Executor:
             for run in stranded:
                 final: State[Any]
                 if run.state is not None and run.state.type == StateType.CANCELLING:
-                    final = Cancelled(message=cancellation.STOPPED_MESSAGE)
+                    final = Cancelled(message=STOPPED_MESSAGE)
                 else:
                     final = Crashed(message="The executor stopped while this job ran; the job was lost.")
                 await client.set_flow_run_state(run.id, final, force=True)
@@ -224,11 +227,15 @@ class Executor:
                 log.exception("poll failed")
             await self.pause(POLL_SECONDS)
 
+    def _ensure_work_pool(self) -> None:
+        with get_client(sync_client=True) as client:
+            ensure_work_pool(client, self.settings.work_pool)
+
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
-        await asyncio.to_thread(ensure_work_pool, self.settings)
+        await asyncio.to_thread(self._ensure_work_pool)
         await self.recover()
         self.connect_ray()
         log.info("executor ready: work pool %s, Ray %s", self.settings.work_pool, self.settings.ray_cluster)
@@ -257,7 +264,7 @@ def main() -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s executor %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    settings = get_settings()
+    settings = Settings()
     os.environ.update(platform_env(settings))
     asyncio.run(Executor(settings).serve())
 

@@ -15,8 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from deployments.program_deployment import platform_env
-from gateway.settings import Settings, get_settings
+from core.settings import Settings, platform_env
 
 BIN = Path(sys.executable).parent
 
@@ -142,7 +141,7 @@ def _interrupt(*_: object) -> None:
 
 
 def main() -> None:
-    settings = get_settings()
+    settings = Settings()
     stack = Stack(settings)
     # Installed explicitly: a stack started in the background inherits an ignored SIGINT.
     signal.signal(signal.SIGINT, _interrupt)

@@ -12,7 +12,6 @@ from typing import Any
 
 import ray
 
-STOPPED_MESSAGE = "Job stopped by request."
 GRACE_SECONDS = 10.0  # for a stopped job to push its data area back to object storage
 
 _lock = threading.Lock()

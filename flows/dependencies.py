@@ -20,8 +20,9 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.requirements import Requirement
+
+from core.allow_list import allowed_entry, version_allowed
 
 INSTALL_TIMEOUT_SECONDS = 600
 ERROR_LINES = 20
@@ -29,31 +30,6 @@ ERROR_LINES = 20
 
 class DependencyInstallError(RuntimeError):
     """pip could not install a job's dependencies."""
-
-
-def read_allow_list(path: Path) -> list[str]:
-    """The requirement lines of an allow-list file; `#` comments and blank lines are skipped."""
-    entries: list[str] = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        try:
-            Requirement(text)
-        except InvalidRequirement as error:
-            raise ValueError(f"{path}:{number}: not a requirement: {text} ({error})") from None
-        entries.append(text)
-    return entries
-
-
-def allowed_entry(requirement: Requirement, allowed: Iterable[str]) -> str | None:
-    """The allow-list line for this package (names compared PEP 503-normalised), if any."""
-    name = canonicalize_name(requirement.name)
-    return next((entry for entry in allowed if canonicalize_name(Requirement(entry).name) == name), None)
-
-
-def version_allowed(version: str, entry: str) -> bool:
-    return Requirement(entry).specifier.contains(version, prereleases=True)
 
 
 def install_specs(requirements: Iterable[str], allowed: Iterable[str]) -> list[str]:

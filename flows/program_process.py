@@ -21,11 +21,13 @@ import traceback
 from pathlib import Path
 from typing import IO, cast
 
-from blocks.storage import Storage
-from flows.artifact import extract_artifact
-from flows.dependencies import DependencyInstallError, ensure_environment, install_specs, read_allow_list
-from flows.job_spec import JobSpec
-from gateway.settings import Settings
+from core.allow_list import read_allow_list
+from core.artifact import extract_artifact
+from core.job_log import truncation_notice
+from core.job_spec import JobSpec
+from core.storage import Storage
+from flows.dependencies import DependencyInstallError, ensure_environment, install_specs
+from flows.node import NodeRuntime
 
 CHUNK_BYTES = 64 * 1024
 REMOTE_FLUSH_SECONDS = 0.5
@@ -71,15 +73,12 @@ class SpareInterpreter:
 SPARE = SpareInterpreter()
 
 
-def warm_up() -> None:
+def warm_up(runtime: NodeRuntime) -> None:
     """Run once per Ray worker ahead of jobs: import the task engine and start the spare."""
     from prefect.task_engine import run_task_sync  # noqa: F401
 
-    from gateway.settings import get_settings
-
-    settings = get_settings()
-    if settings.warm_interpreters:
-        SPARE.refill(settings.runtime_python, settings.scratch)
+    if runtime.warm_interpreters:
+        SPARE.refill(runtime.runtime_python, runtime.scratch)
 
 
 class PrefectLogMirror:
@@ -111,11 +110,6 @@ class PrefectLogMirror:
         elif self.sent == self.max_lines:
             self.logger.warning("Further program output is only in the job's log (GET /api/v1/jobs/{id}/logs/).")
         self.sent += 1
-
-
-def truncation_notice(size_limit: int) -> str:
-    """The line that opens a job log whose oldest part was dropped (API.md §3.4)."""
-    return f"[Logs exceeded maximum allowed size ({size_limit} bytes); oldest lines were dropped.]\n"
 
 
 class DataArea:
@@ -269,7 +263,7 @@ def base_environment(python: Path) -> dict[str, str]:
 def program_environment(
     spec: JobSpec,
     data_dir: Path,
-    settings: Settings,
+    runtime: NodeRuntime,
     packages: Path | None = None,
     function_data: Path | None = None,
 ) -> dict[str, str]:
@@ -278,7 +272,7 @@ def program_environment(
     The directory of the program's dependencies, if any, leads PYTHONPATH (cold start) and
     the warm interpreter puts PYTHONPATH on sys.path the same way (runtime_bootstrap.py).
     """
-    env = base_environment(settings.runtime_python)
+    env = base_environment(runtime.runtime_python)
     env.update(spec.env)
     env.update(
         {
@@ -286,7 +280,7 @@ def program_environment(
             "ARGUMENTS_PATH": str(data_dir / "arguments" / f"{spec.job_id}.json"),
             "RESULTS_PATH": str(data_dir / "results" / f"{spec.job_id}.json"),
             "PYTHONUNBUFFERED": "1",
-            "RAY_ADDRESS": settings.ray_cluster,
+            "RAY_ADDRESS": runtime.ray_cluster,
         }
     )
     if function_data is not None:
@@ -298,24 +292,24 @@ def program_environment(
     return env
 
 
-def install_dependencies(spec: JobSpec, settings: Settings, sink: LogSink) -> Path | None:
+def install_dependencies(spec: JobSpec, runtime: NodeRuntime, sink: LogSink) -> Path | None:
     """The node's cached directory of the job's packages (built on first use), logged to the job."""
     if not spec.dependencies:
         return None
-    wanted = install_specs(spec.dependencies, read_allow_list(settings.allowed_dependencies_file))
+    wanted = install_specs(spec.dependencies, read_allow_list(runtime.allowed_dependencies_file))
     return ensure_environment(
-        wanted, settings.scratch / "envs", settings.runtime_python, log=lambda line: sink.write(f"{line}\n".encode())
+        wanted, runtime.scratch / "envs", runtime.runtime_python, log=lambda line: sink.write(f"{line}\n".encode())
     )
 
 
 def run_program_process(
-    spec: JobSpec, storage: Storage, settings: Settings, mirror: PrefectLogMirror | None = None
+    spec: JobSpec, storage: Storage, runtime: NodeRuntime, mirror: PrefectLogMirror | None = None
 ) -> int:
     """Run the program to its end; returns its exit code. Output is persisted before returning."""
-    workdir = settings.scratch / spec.job_id
-    sink = LogSink(storage, spec.logs_key, workdir / "logs.txt", settings.logs_size_limit, mirror)
+    workdir = runtime.scratch / spec.job_id
+    sink = LogSink(storage, spec.logs_key, workdir / "logs.txt", runtime.logs_size_limit, mirror)
     try:
-        return _run(spec, storage, settings, workdir, sink)
+        return _run(spec, storage, runtime, workdir, sink)
     except DependencyInstallError as error:
         sink.write(f"{error}\n".encode())  # pip's own words; a traceback would only add noise
         raise
@@ -328,14 +322,14 @@ def run_program_process(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(spec: JobSpec, storage: Storage, settings: Settings, workdir: Path, sink: LogSink) -> int:
+def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, sink: LogSink) -> int:
     artifact_dir = workdir / "artifact"
     tar_path = workdir / "artifact.tar"
     workdir.mkdir(parents=True, exist_ok=True)
     storage.download(spec.artifact_key, tar_path)
     extract_artifact(tar_path, artifact_dir)
     tar_path.unlink()
-    packages = install_dependencies(spec, settings, sink)
+    packages = install_dependencies(spec, runtime, sink)
 
     areas = [DataArea.of_job(storage, spec, workdir / "data")]
     if spec.provider_area is not None:
@@ -344,8 +338,8 @@ def _run(spec: JobSpec, storage: Storage, settings: Settings, workdir: Path, sin
     (data_dir / "arguments").mkdir(parents=True, exist_ok=True)
     (data_dir / "results").mkdir(parents=True, exist_ok=True)
 
-    env = program_environment(spec, data_dir, settings, packages, function_data[0] if function_data else None)
-    process = start_program(spec, artifact_dir, env, settings)
+    env = program_environment(spec, data_dir, runtime, packages, function_data[0] if function_data else None)
+    process = start_program(spec, artifact_dir, env, runtime)
     try:
         _pump(cast(io.BufferedReader, process.stdout), sink)
         exit_code = process.wait()
@@ -359,8 +353,8 @@ def _run(spec: JobSpec, storage: Storage, settings: Settings, workdir: Path, sin
         raise
     for area in areas:
         area.push()
-    if settings.warm_interpreters:
-        SPARE.refill(settings.runtime_python, settings.scratch)
+    if runtime.warm_interpreters:
+        SPARE.refill(runtime.runtime_python, runtime.scratch)
     return exit_code
 
 
@@ -377,10 +371,10 @@ def _pump(output: io.BufferedReader, sink: LogSink) -> None:
 
 
 def start_program(
-    spec: JobSpec, artifact_dir: Path, env: dict[str, str], settings: Settings
+    spec: JobSpec, artifact_dir: Path, env: dict[str, str], runtime: NodeRuntime
 ) -> subprocess.Popen[bytes]:
     """Hand the job to the spare interpreter when allowed, else start `python <entrypoint>` cold."""
-    warm_allowed = settings.warm_interpreters and not any(IMPORT_TIME_ENV.match(name) for name in spec.program_env)
+    warm_allowed = runtime.warm_interpreters and not any(IMPORT_TIME_ENV.match(name) for name in spec.program_env)
     spare = SPARE.take() if warm_allowed else None
     if spare is not None:
         request = {"cwd": str(artifact_dir), "env": env, "entrypoint": spec.entrypoint}
@@ -392,7 +386,7 @@ def start_program(
         except OSError:
             spare.kill()
     return subprocess.Popen(
-        [str(settings.runtime_python), spec.entrypoint],
+        [str(runtime.runtime_python), spec.entrypoint],
         cwd=artifact_dir,
         env=env,
         stdin=subprocess.DEVNULL,

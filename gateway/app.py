@@ -10,19 +10,20 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from prefect.client.orchestration import get_client
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from blocks.storage import block_name, location_from_settings
-from deployments.program_deployment import ensure_work_pool, sync_client
-from gateway import db
+from core.settings import Settings
 from gateway.context import Services
+from gateway.db import Database
 from gateway.directory import seed
 from gateway.errors import ERROR_RESPONSES, install_error_handlers
 from gateway.files.routes import router as files_router
+from gateway.jobs.routes import programs_router as runs_router
 from gateway.jobs.routes import router as jobs_router
-from gateway.orchestrator import Orchestrator
+from gateway.orchestrator import PrefectOrchestrator
 from gateway.programs.routes import router as programs_router
-from gateway.settings import Settings, get_settings
 from gateway.system.routes import router as system_router
 
 log = logging.getLogger("qiskit_serverless.gateway")
@@ -92,23 +93,30 @@ async def _reject(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """The gateway on these settings (default: the `QS_*` environment). With `services` given
+    (tests), the app uses them as they are instead of connecting to Prefect at start."""
+    settings = settings or (services.settings if services else Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db.create_schema()
-        if settings.seed_file is not None:
-            with db.session_factory()() as session:
-                seed(session, settings.seed_file)
-        ensure_work_pool(settings)
+        if services is not None:
+            prepare_store(services.database, settings)
+            app.state.services = services
+            yield
+            return
+        database = Database(settings.db_url)
+        prepare_store(database, settings)
         location = location_from_settings(settings)
         await location.asave(block_name(settings), overwrite=True)
-        with sync_client() as client:
+        with get_client(sync_client=True) as client:
+            orchestrator = PrefectOrchestrator(client, settings)
+            orchestrator.ensure_work_pool()
             app.state.services = Services(
-                settings=settings, storage=location.storage(), orchestrator=Orchestrator(client, settings)
+                settings=settings, database=database, storage=location.storage(), orchestrator=orchestrator
             )
             yield
+        database.dispose()
 
     app = FastAPI(
         title="Qiskit Serverless on Prefect",
@@ -123,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     api = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
     api.include_router(programs_router)
+    api.include_router(runs_router)
     api.include_router(jobs_router)
     api.include_router(files_router)
     api.include_router(system_router)
@@ -133,6 +142,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(PathNormalizer, max_body=settings.max_request_bytes, max_file_body=file_body)
     app.openapi = lambda: _without_422(app)  # type: ignore[method-assign]
     return app
+
+
+def prepare_store(database: Database, settings: Settings) -> None:
+    database.create_schema()
+    if settings.seed_file is not None:
+        with database.session() as session:
+            seed(session, settings.seed_file)
 
 
 def _without_422(app: FastAPI) -> dict[str, Any]:

@@ -14,13 +14,13 @@ from fastapi import Depends, Header
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.status import ACTIVE, job_status
 from gateway import db
 from gateway.access.facts import user_groups
 from gateway.access.subject import Principal
-from gateway.context import Services, ServicesDep
+from gateway.context import DbSession, Services, ServicesDep
 from gateway.directory import hash_token
 from gateway.errors import ApiError
-from gateway.status import ACTIVE, job_status
 
 CHANNELS = {"local", "ibm_cloud", "ibm_quantum_platform"}
 
@@ -33,7 +33,7 @@ def _bearer(authorization: str | None) -> str:
 
 
 def authenticate(
-    session: Annotated[Session, Depends(db.session)],
+    session: DbSession,
     services: ServicesDep,
     authorization: Annotated[str | None, Header()] = None,
     service_channel: Annotated[str | None, Header()] = None,
@@ -65,4 +65,3 @@ def _job_is_active(services: Services, flow_run_id: str) -> bool:
 
 
 CurrentUser = Annotated[Principal, Depends(authenticate)]
-DbSession = Annotated[Session, Depends(db.session)]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from core.settings import Settings
 from gateway import db, directory
 
 
@@ -65,8 +66,8 @@ def _program(name: str) -> tuple[str, str]:
     return provider, title
 
 
-def run(args: argparse.Namespace) -> str:
-    with db.session_factory()() as session:
+def run(database: db.Database, args: argparse.Namespace) -> str:
+    with database.session() as session:
         message = _apply(session, args)
         session.commit()
     return message
@@ -105,9 +106,10 @@ def _apply(session: Session, args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    db.create_schema()
+    database = db.Database(Settings().db_url)
+    database.create_schema()
     try:
-        print(run(args))
+        print(run(database, args))
     except directory.DirectoryError as error:
         parser.exit(2, f"error: {error}\n")
     return 0

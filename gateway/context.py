@@ -1,21 +1,25 @@
-"""The long-lived parts a request needs (storage, Prefect, settings), built once per app."""
+"""The long-lived parts a request needs (settings, store, storage, Prefect), built once per app."""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
-from blocks.storage import Storage
+from core.settings import Settings
+from core.storage import Storage
+from gateway.db import Database
 from gateway.orchestrator import Orchestrator
-from gateway.settings import Settings
 
 
 @dataclass
 class Services:
     settings: Settings
+    database: Database
     storage: Storage
     orchestrator: Orchestrator
 
@@ -31,3 +35,11 @@ def services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(services)]
+
+
+def db_session(services: ServicesDep) -> Iterator[Session]:
+    with services.database.session() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(db_session)]

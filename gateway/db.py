@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -25,8 +24,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
-
-from gateway.settings import get_settings
 
 
 def utcnow() -> datetime:
@@ -175,11 +172,29 @@ class RuntimeJob(Base):
     runtime_session: Mapped[str | None] = mapped_column(String(255), default=None)
 
 
-@lru_cache
-def engine() -> Engine:
-    url = get_settings().db_url
+class Database:
+    """The gateway's store at one URL: its engine and its sessions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def create_schema(self) -> None:
+        upgrade(self.engine)
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        get_settings().data_dir.mkdir(parents=True, exist_ok=True)
+        database = url.split(":///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         created = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(created, "connect")
@@ -191,15 +206,6 @@ def engine() -> Engine:
 
         return created
     return create_engine(url, pool_pre_ping=True)
-
-
-@lru_cache
-def session_factory() -> sessionmaker[Session]:
-    return sessionmaker(engine(), expire_on_commit=False)
-
-
-def create_schema() -> None:
-    upgrade(engine())
 
 
 def upgrade(target: Engine) -> None:
@@ -222,8 +228,3 @@ def _add_column(target: Engine, table: str, column: Column[Any]) -> str:
         return f"ALTER TABLE {table} ADD COLUMN {column.name} {kind}"
     value = literal(default, column.type).compile(target, compile_kwargs={"literal_binds": True})
     return f"ALTER TABLE {table} ADD COLUMN {column.name} {kind} NOT NULL DEFAULT {value}"
-
-
-def session() -> Iterator[Session]:
-    with session_factory()() as db:
-        yield db

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from gateway.auth import CurrentUser, DbSession
-from gateway.context import ServicesDep
+from gateway.auth import CurrentUser
+from gateway.context import DbSession, ServicesDep
 from gateway.files import service
 
 router = APIRouter(prefix="/files", tags=["files"])

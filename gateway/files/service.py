@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from blocks import storage as layout
+from core import layout
 from gateway.access import files as policy
 from gateway.access.facts import program_facts
 from gateway.access.subject import Principal
@@ -19,7 +19,7 @@ from gateway.context import Services
 from gateway.errors import bad_request, not_found
 from gateway.files import streaming
 from gateway.files.content_type import SNIFF_BYTES, allowed
-from gateway.programs.service import function_missing, require_provider, split_title, stored_program
+from gateway.programs.lookup import function_missing, require_provider, split_title, stored_program
 
 UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 NOT_FOUND = "Requested file was not found."

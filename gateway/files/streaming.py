@@ -18,12 +18,12 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
-from blocks.storage import Storage
+from core.storage import Storage
 from gateway.errors import ApiError, bad_request
 
 FIELD = "file"
 BATCH_BYTES = 1024 * 1024  # bytes handed to the storage thread at a time
-# One storage part (blocks/storage.WRITE_BLOCK) may wait: the body keeps arriving while the previous
+# One storage part (core/storage.WRITE_BLOCK) may wait: the body keeps arriving while the previous
 # part uploads. Half of that stalled the receiver (0.6 of s3fs's own speed instead of 0.8-0.96).
 QUEUED_BATCHES = 8
 MALFORMED = "The upload is not a valid multipart/form-data body."

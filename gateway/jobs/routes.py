@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from gateway.auth import CurrentUser, DbSession
-from gateway.context import ServicesDep
-from gateway.jobs import service
-from gateway.jobs.schemas import ErrorEventIn, EventOut, JobOut, JobPage, JobQuery, RuntimeJobIn, StopRequest
+from gateway.auth import CurrentUser
+from gateway.context import DbSession, ServicesDep
+from gateway.jobs import service, submit
+from gateway.jobs.schemas import (
+    ErrorEventIn,
+    EventOut,
+    JobCreated,
+    JobOut,
+    JobPage,
+    JobQuery,
+    RunRequest,
+    RuntimeJobIn,
+    StopRequest,
+)
+from gateway.programs.lookup import program_by_id
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+# Jobs of a program, under the programs path the client calls.
+programs_router = APIRouter(prefix="/programs", tags=["programs"])
 NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Nothing stored yet."}}
 
 
@@ -124,3 +137,20 @@ def get_runtime_jobs(job_id: str, user: CurrentUser, session: DbSession) -> dict
 @router.post("/{job_id}/runtime_jobs", summary="Associate an IBM Runtime job with this job")
 def post_runtime_job(job_id: str, body: RuntimeJobIn, user: CurrentUser, session: DbSession) -> dict[str, str]:
     return {"message": service.add_runtime_job(session, user, job_id, body.runtime_job, body.runtime_session)}
+
+
+@programs_router.post("/run", response_model=JobCreated, summary="Run a function: enqueue a job (a Prefect flow run)")
+def run(
+    body: RunRequest,
+    user: CurrentUser,
+    session: DbSession,
+    services: ServicesDep,
+    service_channel: Annotated[str | None, Header()] = None,
+    service_crn: Annotated[str | None, Header()] = None,
+) -> JobCreated:
+    return submit.run(services, session, user, body, service_channel, service_crn)
+
+
+@programs_router.get("/{program_id}/get_jobs", response_model=list[JobOut], summary="Jobs of one function (legacy)")
+def get_jobs(program_id: str, user: CurrentUser, session: DbSession, services: ServicesDep) -> list[JobOut]:
+    return service.program_jobs(services, session, user, program_by_id(session, user, program_id))

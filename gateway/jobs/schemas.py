@@ -1,4 +1,4 @@
-"""Response and request shapes of the jobs API (API.md §2.8–2.14, §7)."""
+"""Request and response shapes of the jobs API, and of running a program (`POST /programs/run`)."""
 
 from __future__ import annotations
 
@@ -80,3 +80,28 @@ class JobQuery:
     function: Annotated[str | None, Query(max_length=255, description="A function title")] = None
     provider: Annotated[str | None, Query(max_length=255)] = None
     filter: Annotated[str | None, Query(max_length=32, description="'catalog' or 'serverless'")] = None
+
+
+class RunConfig(BaseModel):
+    workers: int | None = Field(default=None, ge=0, le=5)
+    min_workers: int | None = Field(default=None, ge=0, le=2)
+    max_workers: int | None = Field(default=None, ge=0, le=10)
+    auto_scaling: bool | None = False
+
+
+class RunRequest(BaseModel):
+    title: str = Field(min_length=1, max_length=512)
+    provider: str | None = Field(default=None, max_length=255)
+    function_size: str | None = Field(default=None, max_length=64)
+    arguments: str = "{}"
+    config: RunConfig | None = None
+
+
+class JobCreated(BaseModel):
+    id: str
+    result: None = None
+    status: str
+    program: str
+    created: str
+    arguments: str
+    compute_profile: None = None

@@ -14,9 +14,9 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from blocks import storage as layout
-from flows.program_process import truncation_notice
-from gateway import db, status
+from core import layout, status
+from core.job_log import truncation_notice
+from gateway import db
 from gateway.access import jobs as policy
 from gateway.access.facts import admin_groups, job_facts
 from gateway.access.jobs import JobFacts
@@ -25,7 +25,7 @@ from gateway.context import Services
 from gateway.errors import ApiError, bad_request, not_found
 from gateway.jobs import logs as log_rules
 from gateway.jobs.schemas import ErrorEventIn, EventOut, JobOut, JobPage, JobQuery, ProgramRef, SubStatus
-from gateway.programs.service import check_filter, function_missing, require_provider
+from gateway.programs.lookup import check_filter, function_missing, require_provider
 
 ERROR = "ERROR"
 EVENT_TYPES = [ERROR]

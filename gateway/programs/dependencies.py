@@ -2,7 +2,7 @@
 
 The stored form is JSON text of a list of `name==version` strings. A bare name takes the
 allow-list's pin when the allow-list pins that package exactly; under an allow-listed range
-it stays bare and the job installs the best match in the range (flows.dependencies).
+it stays bare and the job installs the best match in the range (flows/dependencies.py).
 """
 
 from __future__ import annotations
@@ -13,18 +13,12 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from flows.dependencies import allowed_entry, read_allow_list, version_allowed
+from core.allow_list import allowed_entry, version_allowed
 from gateway.errors import bad_request
 from gateway.programs.form_fields import json_field
-from gateway.settings import get_settings
 
 FIXED_VERSION = "'dependencies' needs one fixed version using the '==' operator."
 OPERATORS = "<>=!~"
-
-
-def allow_list() -> list[str]:
-    """The allow-list as written in its file (re-read each call: it is small and may be edited)."""
-    return read_allow_list(get_settings().allowed_dependencies_file)
 
 
 def normalize_dependencies(text: str, allowed: list[str]) -> str:

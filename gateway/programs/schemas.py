@@ -1,4 +1,4 @@
-"""Request and response shapes of the programs API (API.md §2.3–2.7)."""
+"""Request and response shapes of the programs API."""
 
 from __future__ import annotations
 
@@ -51,32 +51,7 @@ class FunctionOut(BaseModel):
         )
 
 
-class RunConfig(BaseModel):
-    workers: int | None = Field(default=None, ge=0, le=5)
-    min_workers: int | None = Field(default=None, ge=0, le=2)
-    max_workers: int | None = Field(default=None, ge=0, le=10)
-    auto_scaling: bool | None = False
-
-
-class RunRequest(BaseModel):
-    title: str = Field(min_length=1, max_length=512)
-    provider: str | None = Field(default=None, max_length=255)
-    function_size: str | None = Field(default=None, max_length=64)
-    arguments: str = "{}"
-    config: RunConfig | None = None
-
-
 class ValidateRequest(BaseModel):
     title: str = Field(min_length=1, max_length=512)
     provider: str | None = Field(default=None, max_length=255)
     arguments: str = "{}"
-
-
-class JobCreated(BaseModel):
-    id: str
-    result: None = None
-    status: str
-    program: str
-    created: str
-    arguments: str
-    compute_profile: None = None

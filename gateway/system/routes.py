@@ -7,9 +7,9 @@ import importlib.metadata
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from core.allow_list import read_allow_list
 from gateway.auth import CurrentUser
 from gateway.context import ServicesDep
-from gateway.programs.dependencies import allow_list
 
 router = APIRouter(tags=["system"])
 
@@ -49,8 +49,8 @@ def version() -> dict[str, str]:
     "/dependencies-versions",
     summary="Extra packages a program may list in `dependencies` (the allow-list, one requirement each)",
 )
-def dependencies_versions(_: CurrentUser) -> list[str]:
-    return allow_list()
+def dependencies_versions(_: CurrentUser, services: ServicesDep) -> list[str]:
+    return read_allow_list(services.settings.allowed_dependencies_file)
 
 
 def _check(probe) -> bool:  # type: ignore[no-untyped-def]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.artifact import ArtifactError, extract_artifact, normalize_entrypoint, validate_artifact
+from core.artifact import ArtifactError, extract_artifact, normalize_entrypoint, validate_artifact
 
 
 def make_tar(entries: list[tarfile.TarInfo], contents: dict[str, bytes] | None = None) -> bytes:

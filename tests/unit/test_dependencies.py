@@ -11,21 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
-from flows.dependencies import (
-    DependencyInstallError,
-    ensure_environment,
-    environment_key,
-    install_specs,
-    read_allow_list,
-)
-from flows.job_spec import JobSpec
-from gateway.auth import Principal, authenticate
+from core.allow_list import read_allow_list
+from core.job_spec import JobSpec
+from core.settings import REPO_ROOT, Settings
+from flows.dependencies import DependencyInstallError, ensure_environment, environment_key, install_specs
+from flows.node import NodeRuntime
 from gateway.errors import ApiError
-from gateway.programs.dependencies import allow_list, normalize_dependencies
-from gateway.settings import REPO_ROOT, Settings
+from gateway.programs.dependencies import normalize_dependencies
 
 RUNTIME_PYTHON = REPO_ROOT / ".venv-runtime" / "bin" / "python"
 ALLOWED = ["mergedeep==1.3.4", "tabulate==0.9.0", "more-itertools>=10.0,<11"]
@@ -121,24 +114,10 @@ def test_allow_list_file_parse(tmp_path: Path) -> None:
         read_allow_list(path)
 
 
-def test_the_repository_allow_list_and_the_route(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_repository_allow_list_keeps_a_range() -> None:
     entries = read_allow_list(REPO_ROOT / "requirements" / "allowed-dependencies.txt")
     assert "mergedeep==1.3.4" in entries
     assert any("<" in entry or ">" in entry for entry in entries), "a range keeps version checks exercised"
-    assert allow_list() == entries
-
-    from gateway.system.routes import router
-
-    custom = tmp_path / "allowed.txt"
-    custom.write_text("mergedeep==1.3.4\n")
-    monkeypatch.setenv("QS_ALLOWED_DEPENDENCIES_FILE", str(custom))
-    monkeypatch.setattr("gateway.programs.dependencies.get_settings", lambda: Settings())
-    app = FastAPI()
-    app.include_router(router, prefix="/api/v1")
-    app.dependency_overrides[authenticate] = lambda: Principal("alice")
-    response = TestClient(app).get("/api/v1/dependencies-versions")
-    assert response.status_code == 200
-    assert response.json() == ["mergedeep==1.3.4"]
 
 
 def test_install_specs_constrain_bare_names_to_the_allow_list() -> None:
@@ -236,6 +215,7 @@ def test_the_program_imports_its_dependencies(tmp_path: Path, warm: bool) -> Non
     from flows import program_process
 
     settings = Settings(runtime_python=RUNTIME_PYTHON, scratch_dir=tmp_path / "scratch", warm_interpreters=warm)
+    runtime = NodeRuntime.of(settings)
     packages = tmp_path / "packages"  # made by hand: this test is about the import path
     (packages / "extra_pkg").mkdir(parents=True)
     (packages / "extra_pkg" / "__init__.py").write_text("VALUE = 'from deps'\n")
@@ -246,11 +226,11 @@ def test_the_program_imports_its_dependencies(tmp_path: Path, warm: bool) -> Non
         "print(extra_pkg.VALUE, sys.path.index(os.environ['PYTHONPATH']), 'qiskit' in sys.modules)\n"
     )
     spec = JobSpec(job_id="job-1", program_title="p", entrypoint="main.py", data_area="users/a", env={})
-    env = program_process.program_environment(spec, tmp_path / "data", settings, packages)
+    env = program_process.program_environment(spec, tmp_path / "data", runtime, packages)
     assert env["PYTHONPATH"] == str(packages)
     if warm:
-        program_process.SPARE.refill(settings.runtime_python, settings.scratch)
-    process = program_process.start_program(spec, artifact, env, settings)
+        program_process.SPARE.refill(runtime.runtime_python, runtime.scratch)
+    process = program_process.start_program(spec, artifact, env, runtime)
     output = process.stdout.read() if process.stdout else b""  # the warm one's stdin is already closed
     assert process.wait(timeout=60) == 0, output
     # Right after the entrypoint's directory, as in a fresh interpreter; only the warm one has qiskit loaded.

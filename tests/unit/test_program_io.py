@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from blocks import storage as layout
-from blocks.storage import Storage
-from flows.job_spec import JobSpec
+from core import layout
+from core.job_spec import JobSpec
+from core.storage import Storage
 from flows.program_process import DataArea, LogSink
 
 

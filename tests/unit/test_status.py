@@ -1,6 +1,6 @@
 from prefect.client.schemas.objects import StateType
 
-from gateway import status
+from core import status
 
 
 def test_every_prefect_state_type_maps_to_a_gateway_status() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from blocks.storage import READ_BLOCK, Storage
+from core.storage import READ_BLOCK, Storage
 
 
 def memory_storage() -> Storage:

@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from blocks.storage import Storage
+from core.storage import Storage
 from gateway.errors import install_error_handlers
 from gateway.files import streaming
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from blocks import storage as layout
-from blocks.storage import Storage
+from core import layout
+from core.storage import Storage
 
 TOKEN_VARIABLE = "ENV_JOB_GATEWAY_TOKEN"
 

@@ -2,11 +2,12 @@
 
 Every address is a setting so the same code runs embedded (the defaults) or
 distributed (pointed at an existing Prefect server, Ray cluster and bucket).
+Only process entry points build a `Settings()`; everything else is handed one.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -109,6 +110,23 @@ class Settings(BaseSettings):
         return (self.scratch_dir or self.data_dir / "scratch").resolve()
 
 
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()
+# Never copied to Ray workers (visible in the Ray dashboard): workers read storage from the Prefect block.
+SECRET_SETTINGS = frozenset({"QS_S3_KEY", "QS_S3_SECRET", "QS_DATABASE_URL"})
+
+
+def platform_env(settings: Settings) -> dict[str, str]:
+    """Environment every platform process and Ray worker needs to reach the same services."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key.startswith(("QS_", "PREFECT_")) and key not in SECRET_SETTINGS
+    }
+    env.update(
+        {
+            "PREFECT_API_URL": settings.prefect_url,
+            "QS_DATA_DIR": str(settings.data_dir.resolve()),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
+        }
+    )
+    return env

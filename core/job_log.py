@@ -1,0 +1,10 @@
+"""What a job's log and stop say, written by the executor and read back by the gateway."""
+
+from __future__ import annotations
+
+STOPPED_MESSAGE = "Job stopped by request."
+
+
+def truncation_notice(size_limit: int) -> str:
+    """The line that opens a job log whose oldest part was dropped."""
+    return f"[Logs exceeded maximum allowed size ({size_limit} bytes); oldest lines were dropped.]\n"

@@ -1,0 +1,63 @@
+"""What a node needs to run programs, fixed when the executor starts.
+
+The executor builds one `NodeRuntime` from its settings and hands it to every job's
+flow run and Ray task (it travels with the task, so a Ray worker reads no settings
+of its own). The job itself is described by its `JobSpec`, written by the gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from blocks.storage import block_name
+from core.settings import Settings
+
+
+class NodeRuntime(BaseModel):
+    runtime_python: Path  # the interpreter that runs programs
+    scratch: Path  # where jobs unpack, and where dependency sets are cached
+    warm_interpreters: bool
+    allowed_dependencies_file: Path
+    ray_cluster: str
+    job_num_cpus: float
+    logs_size_limit: int
+    prefect_log_lines: int
+    storage_block: str  # the Prefect block that says where storage is
+
+    @classmethod
+    def of(cls, settings: Settings) -> NodeRuntime:
+        return cls(
+            runtime_python=settings.runtime_python,
+            scratch=settings.scratch,
+            warm_interpreters=settings.warm_interpreters,
+            allowed_dependencies_file=settings.allowed_dependencies_file,
+            ray_cluster=settings.ray_cluster,
+            job_num_cpus=settings.job_num_cpus,
+            logs_size_limit=settings.logs_size_limit,
+            prefect_log_lines=settings.prefect_log_lines,
+            storage_block=block_name(settings),
+        )
+
+
+_current: ContextVar[NodeRuntime | None] = ContextVar("node_runtime", default=None)
+
+
+@contextmanager
+def serving(runtime: NodeRuntime) -> Iterator[None]:
+    """Flow runs started in this context (the executor's threads) run on `runtime`."""
+    token = _current.set(runtime)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def current() -> NodeRuntime:
+    """The executor's runtime; a flow run started by any other Prefect worker builds one from its
+    own `QS_*` environment, as every entry point does."""
+    return _current.get() or NodeRuntime.of(Settings())

@@ -1,0 +1,118 @@
+"""Submitting a job: checks, the job's files in storage, its flow run and its row."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy.orm import Session
+
+from core import layout
+from core.job_spec import JobSpec
+from core.status import QUEUED
+from gateway import db
+from gateway.access import programs as policy
+from gateway.access.facts import program_facts
+from gateway.access.subject import Principal
+from gateway.context import Services
+from gateway.directory import DISABLED_MESSAGE, hash_token, new_token
+from gateway.errors import ApiError, bad_request
+from gateway.jobs.schemas import JobCreated, RunRequest
+from gateway.programs.arguments import parse_arguments, validate_against_schema
+from gateway.programs.lookup import find_program
+
+
+def run(
+    services: Services,
+    session: Session,
+    user: Principal,
+    request: RunRequest,
+    channel: str | None,
+    instance: str | None,
+) -> JobCreated:
+    program = find_program(session, user, request.title, request.provider, to_run=True)
+    if program.disabled:
+        raise ApiError(423, program.disabled_message or DISABLED_MESSAGE)
+    limit = services.settings.max_active_jobs
+    if services.orchestrator.active_jobs(user.name) >= limit:
+        raise ApiError(429, f"Active job limit reached. The maximum allowed is {limit}.")
+    arguments = parse_arguments(request.arguments, services.settings.max_arguments_bytes)
+    validate_against_schema(program, arguments)
+    if program.artifact is None or program.entrypoint is None or program.deployment_id is None:
+        raise bad_request("This function is an image function; image functions cannot run on the Ray runner.")
+    trial = policy.runs_as_trial(user, program_facts(session, program))
+
+    job_id = db.new_id()
+    token = new_token()
+    area = layout.job_area(user.name, program.provider, program.title)
+    spec = JobSpec(
+        job_id=job_id,
+        program_title=program.title,
+        entrypoint=program.entrypoint,
+        data_area=area,
+        provider_area=layout.provider_area(program.provider, program.title) if program.provider else None,
+        env=job_environment(services, job_id, token, program, request, channel, instance, trial),
+        program_env=json.loads(program.env_vars or "{}"),
+        dependencies=json.loads(program.dependencies or "[]"),
+    )
+    storage = services.storage
+    storage.put_bytes(spec.arguments_key, request.arguments.encode())
+    try:
+        storage.copy(program.artifact, spec.artifact_key)  # per-job snapshot: a re-upload never changes a queued job
+    except FileNotFoundError:  # replaced by an upload a moment ago
+        raise ApiError(409, f"Function {program.title} was being replaced; run it again.") from None
+    spec.save(storage)
+    flow_run_id = services.orchestrator.start_job(
+        deployment_id=program.deployment_id,
+        job_id=job_id,
+        owner=user.name,
+        title=program.title,
+        provider=program.provider,
+    )
+    job = db.Job(
+        id=job_id,
+        author=user.name,
+        program_id=program.id,
+        flow_run_id=flow_run_id,
+        token_hash=hash_token(token),
+        trial=trial,
+    )
+    session.add(job)
+    session.commit()
+    return JobCreated(
+        id=job.id,
+        status=QUEUED,
+        program=program.id,
+        created=db.iso(job.created),
+        arguments=request.arguments,
+    )
+
+
+def job_environment(
+    services: Services,
+    job_id: str,
+    token: str,
+    program: db.Program,
+    request: RunRequest,
+    channel: str | None,
+    instance: str | None,
+    trial: bool,
+) -> dict[str, str]:
+    """The system variables of API.md §3.1 (the program's env_vars go on top at start)."""
+    env = {
+        "ENV_JOB_ID_GATEWAY": job_id,
+        "ENV_JOB_GATEWAY_HOST": services.settings.gateway_url,
+        "ENV_JOB_GATEWAY_TOKEN": token,
+        "ENV_GATEWAY_PROVIDER_VERSION": "v1",
+        "QISKIT_IBM_CHANNEL": channel or "ibm_quantum_platform",
+        "QISKIT_IBM_URL": "https://cloud.ibm.com",
+        "ENV_JOB_ARGUMENTS": "{}",
+        "ENV_ACCESS_TRIAL": str(trial),
+        "ENV_JOB_FUNCTION_SIZE": request.function_size or "",
+        "ENV_JOB_COMPUTE_PROFILE": "",
+        "QS_OT_PROGRAM_NAME": program.title,
+        "QISKIT_IBM_RUNTIME_CUSTOM_CLIENT_APP_HEADER": f"middleware_job_id/{job_id}",
+    }
+    if instance:
+        env["ENV_JOB_GATEWAY_INSTANCE"] = instance
+        env["QISKIT_IBM_INSTANCE"] = instance
+    return env
