@@ -27,7 +27,7 @@ run: install
 	$(VENV)/bin/python -m deployments.stack
 
 unit: install
-	$(VENV)/bin/pytest tests/unit tests/integration -q
+	$(VENV)/bin/pytest tests/unit tests/service tests/integration -q
 
 e2e: install
 	$(RUNTIME)/bin/pytest tests/e2e -q

@@ -25,7 +25,7 @@ def job_area(user: str, provider: str | None, title: str) -> str:
 
 
 def provider_area(provider: str, title: str) -> str:
-    """A provider program's own area, shared by every user's jobs of it (API.md §3.3)."""
+    """A provider program's own area, shared by every user's jobs of it."""
     return f"{PROVIDERS}/{provider}/{title}"
 
 

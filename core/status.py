@@ -1,4 +1,4 @@
-"""The one mapping between Prefect flow-run states and gateway job statuses (API.md §4)."""
+"""The one mapping between Prefect flow-run states and gateway job statuses (docs/architecture.md, Status mapping)."""
 
 from __future__ import annotations
 

@@ -267,7 +267,7 @@ def program_environment(
     packages: Path | None = None,
     function_data: Path | None = None,
 ) -> dict[str, str]:
-    """System variables first, then the program's own env_vars on top (API.md §3.1).
+    """System variables first, then the program's own env_vars on top (docs/architecture.md, Program environment).
 
     The directory of the program's dependencies, if any, leads PYTHONPATH (cold start) and
     the warm interpreter puts PYTHONPATH on sys.path the same way (runtime_bootstrap.py).

@@ -1,4 +1,4 @@
-"""File-area policy (API.md §7.4): a user area follows the program's visibility; a
+"""File-area policy (docs/architecture.md, Access): a user area follows the program's visibility; a
 provider area (shared by every user of a provider program) is for the provider's admins."""
 
 from __future__ import annotations

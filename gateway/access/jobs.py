@@ -1,4 +1,4 @@
-"""Job policy (API.md §7.4): the author does everything; a provider's admins may read a
+"""Job policy (docs/architecture.md, Access): the author does everything; a provider's admins may read a
 provider job and its provider logs; nobody else learns the job exists."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Program policy (API.md §7.4, legacy group model).
+"""Program policy (docs/architecture.md, Access; the reference's legacy group model).
 
 A custom program belongs to its author alone. A provider program is seen by its
 author, the provider's admins and groups granted `view` or `run`; run needs `run`

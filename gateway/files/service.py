@@ -1,4 +1,4 @@
-"""User and provider file areas (API.md §2.15, §3.3): names are reduced to safe basenames,
+"""User and provider file areas (docs/architecture.md, File areas): names are reduced to safe basenames,
 content is judged by its bytes, and every path is built under the caller's own area."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class AreaQuery:
     provider_area: bool
 
     def check(self) -> None:
-        """Query validation comes first, as upstream (API.md §2.15)."""
+        """Query validation comes first, as upstream."""
         if self.provider_area and not self.provider:
             raise bad_request("'provider' not provided or is not valid")
         if not self.function:

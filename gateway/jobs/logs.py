@@ -1,4 +1,4 @@
-"""Who sees which log lines (API.md §3.4). Pure functions over the stored text."""
+"""Who sees which log lines (docs/architecture.md, Logs). Pure functions over the stored text."""
 
 from __future__ import annotations
 

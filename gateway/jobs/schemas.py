@@ -71,7 +71,7 @@ class RuntimeJobIn(BaseModel):
 
 @dataclass
 class JobQuery:
-    """Filters and paging of the job lists (API.md §7.1); links carry only limit and offset."""
+    """Filters and paging of the job lists; links carry only limit and offset."""
 
     limit: Annotated[int, Query(ge=0, le=10_000, description="0 means no limit")] = 100
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0

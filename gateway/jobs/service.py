@@ -104,7 +104,7 @@ def describe(services: Services, session: Session, job: db.Job, with_result: boo
 
 
 def job_detail(services: Services, session: Session, user: Principal, job_id: str, with_result: bool) -> JobOut:
-    """The job for whoever may read it; its result only for its author (API.md §2.8)."""
+    """The job for whoever may read it; its result only for its author."""
     job, facts = _allowed_with_facts(session, job_id, lambda facts: policy.can_read(user, facts), job_missing(job_id))
     return describe(services, session, job, with_result and policy.is_author(user, facts))
 
@@ -171,7 +171,7 @@ def list_jobs(services: Services, session: Session, user: Principal, query: JobQ
 def list_provider_jobs(
     services: Services, session: Session, user: Principal, query: JobQuery
 ) -> tuple[int, list[JobOut]]:
-    """Every user's jobs of a provider's programs, for the provider's admins (API.md §7.2)."""
+    """Every user's jobs of a provider's programs, for the provider's admins."""
     if not query.provider:
         raise bad_request("'provider' not provided or is not valid")
     require_provider(session, user, query.provider, policy.can_list_provider_jobs)
@@ -382,7 +382,7 @@ def add_runtime_job(
 
 
 def stop(services: Services, session: Session, user: Principal, job_id: str, service_text: str | None) -> str:
-    """Stop sentences as the reference gateway joins them (API.md §2.14)."""
+    """Stop sentences as the reference gateway joins them (docs/architecture.md, Stop)."""
     job = own_job(session, user, job_id)
     before = current_status(services, job)
     sentences: list[str] = []

@@ -97,7 +97,7 @@ def job_environment(
     instance: str | None,
     trial: bool,
 ) -> dict[str, str]:
-    """The system variables of API.md §3.1 (the program's env_vars go on top at start)."""
+    """The variables a program reads (docs/architecture.md, Program environment); its env_vars go on top at start."""
     env = {
         "ENV_JOB_ID_GATEWAY": job_id,
         "ENV_JOB_GATEWAY_HOST": services.settings.gateway_url,

@@ -1,4 +1,4 @@
-"""A program's `dependencies` at upload (API.md §2.3): allow-listed packages, at most one `==` pin each.
+"""A program's `dependencies` at upload: allow-listed packages, at most one `==` pin each.
 
 The stored form is JSON text of a list of `name==version` strings. A bare name takes the
 allow-list's pin when the allow-list pins that package exactly; under an allow-listed range

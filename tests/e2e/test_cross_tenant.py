@@ -1,5 +1,5 @@
 """A cross-tenant matrix over HTTP: user B against every route with user A's program, job and
-file → 404 (403 on the two log routes, as API.md says); afterwards nothing of A's has changed."""
+file → 404 (403 on the two log routes, as the reference gateway answers); afterwards nothing of A's has changed."""
 
 from __future__ import annotations
 

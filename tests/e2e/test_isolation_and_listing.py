@@ -1,4 +1,4 @@
-"""Users only ever see their own things; job listing filters and pagination (API.md §7.1)."""
+"""Users only ever see their own things; job listing filters and pagination."""
 
 from __future__ import annotations
 

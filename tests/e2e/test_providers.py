@@ -1,6 +1,6 @@
 """Providers over HTTP with the real client: provider upload, catalog vs serverless listing,
 view vs run grants, provider jobs and logs, provider file areas, disabled functions and the
-active-job limit (API.md §2.3–2.5, §2.9, §2.11, §7)."""
+active-job limit."""
 
 from __future__ import annotations
 

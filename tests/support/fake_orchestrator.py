@@ -1,0 +1,110 @@
+"""An in-memory stand-in for Prefect behind the gateway's `Orchestrator` protocol.
+
+It keeps deployments and flow runs with their state histories, and follows Prefect's rules
+where the services depend on them: a new run is Scheduled; stopping a run nobody has claimed
+cancels it at once, otherwise it turns Cancelling. Tests play the executor with `advance`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from prefect.client.schemas.objects import State, StateType
+from prefect.states import Cancelled, Cancelling, Scheduled
+
+from core.job_log import STOPPED_MESSAGE
+from gateway.orchestrator import ACTIVE_STATE_TYPES, deployment_name, job_tags
+
+
+@dataclass
+class Deployment:
+    id: str
+    name: str
+    description: str | None
+    version: str | None
+
+
+@dataclass
+class Run:
+    id: str
+    deployment_id: str
+    parameters: dict[str, str]
+    tags: list[str]
+    history: list[State] = field(default_factory=list)
+
+    @property
+    def state(self) -> State:
+        return self.history[-1]
+
+
+class FakeOrchestrator:
+    def __init__(self, work_pool: str = "qiskit-serverless") -> None:
+        self.work_pool = work_pool
+        self.deployments: dict[str, Deployment] = {}
+        self.runs: dict[str, Run] = {}
+        self.executor_settles_stops = True  # a Cancelling run becomes Cancelled, as the executor makes it
+
+    # the protocol
+
+    def upsert_program(
+        self, *, owner: str, title: str, provider: str | None, description: str | None, version: str | None
+    ) -> str:
+        name = deployment_name(self.work_pool, owner, title, provider)
+        found = next((deployment for deployment in self.deployments.values() if deployment.name == name), None)
+        deployment_id = found.id if found else str(uuid.uuid4())
+        self.deployments[deployment_id] = Deployment(deployment_id, name, description, version)
+        return deployment_id
+
+    def start_job(self, *, deployment_id: str, job_id: str, owner: str, title: str, provider: str | None) -> str:
+        assert deployment_id in self.deployments, "a run needs its program's deployment"
+        run = Run(str(uuid.uuid4()), deployment_id, {"job_id": job_id}, job_tags(owner, title, provider))
+        run.history.append(Scheduled())
+        self.runs[run.id] = run
+        return run.id
+
+    def state(self, flow_run_id: str) -> State | None:
+        return self.runs[flow_run_id].state
+
+    def states(self, flow_run_ids: Iterable[str]) -> dict[str, State | None]:
+        return {run_id: self.runs[run_id].state for run_id in flow_run_ids if run_id in self.runs}
+
+    def matching(self, flow_run_ids: list[str], types: list[StateType]) -> set[str]:
+        return {run_id for run_id, state in self.states(flow_run_ids).items() if state and state.type in types}
+
+    def active_jobs(self, owner: str) -> int:
+        return sum(
+            1 for run in self.runs.values() if f"user:{owner}" in run.tags and run.state.type in ACTIVE_STATE_TYPES
+        )
+
+    def history(self, flow_run_id: str) -> list[State]:
+        return list(self.runs[flow_run_id].history)
+
+    def stop(self, flow_run_id: str) -> None:
+        run = self.runs[flow_run_id]
+        if run.state.type in (StateType.SCHEDULED, StateType.PAUSED):
+            run.history.append(Cancelled(message=STOPPED_MESSAGE))
+            return
+        if run.state.is_final():
+            return  # Prefect refuses to leave a terminal state
+        run.history.append(Cancelling(message=STOPPED_MESSAGE))
+        if self.executor_settles_stops:
+            run.history.append(Cancelled(message=STOPPED_MESSAGE))
+
+    def healthy(self) -> bool:
+        return True
+
+    def executor_ready(self) -> bool:
+        return True
+
+    # what the executor would do
+
+    def run_of(self, job_id: str) -> Run:
+        return next(run for run in self.runs.values() if run.parameters == {"job_id": job_id})
+
+    def advance(self, job_id: str, *types: StateType) -> None:
+        """Move the job's run through these states, in order."""
+        run = self.run_of(job_id)
+        for state_type in types:
+            run.history.append(State(type=state_type))
