@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.openapi.utils import get_openapi
 from prefect.client.orchestration import get_client
 
 from blocks.storage import block_name, location_from_settings
@@ -20,6 +18,7 @@ from gateway.errors import ERROR_RESPONSES, install_error_handlers
 from gateway.files.routes import router as files_router
 from gateway.jobs.routes import programs_router as runs_router
 from gateway.jobs.routes import router as jobs_router
+from gateway.openapi import build as build_openapi
 from gateway.orchestrator import PrefectOrchestrator
 from gateway.programs.routes import router as programs_router
 from gateway.system.routes import router as system_router
@@ -68,11 +67,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     api.include_router(files_router)
     api.include_router(system_router)
     app.include_router(api)
-    app.include_router(system_router)
+    app.include_router(system_router, responses=ERROR_RESPONSES)
     # A file upload may carry the largest allowed file plus its multipart framing.
     file_body = max(settings.max_request_bytes, settings.max_file_bytes + 1024 * 1024)
     app.add_middleware(PathNormalizer, max_body=settings.max_request_bytes, max_file_body=file_body)
-    app.openapi = lambda: _without_422(app)  # type: ignore[method-assign]
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
 
 
@@ -81,17 +80,3 @@ def prepare_store(database: Database, settings: Settings) -> None:
     if settings.seed_file is not None:
         with database.session() as session:
             seed(session, settings.seed_file)
-
-
-def _without_422(app: FastAPI) -> dict[str, Any]:
-    """FastAPI documents a 422 on every route with parameters; this gateway answers 400 instead."""
-    if app.openapi_schema is None:
-        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        for methods in document.get("paths", {}).values():
-            for operation in methods.values():
-                operation.get("responses", {}).pop("422", None)
-        schemas = document.get("components", {}).get("schemas", {})
-        for unused in ("HTTPValidationError", "ValidationError"):
-            schemas.pop(unused, None)
-        app.openapi_schema = document
-    return app.openapi_schema

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,6 +26,21 @@ from gateway.errors import ApiError
 CHANNELS = {"local", "ibm_cloud", "ibm_quantum_platform"}
 
 
+class BearerHeader(HTTPBearer):
+    """Documents the `bearer` security scheme (so /docs and fuzzers know every such route needs a token);
+    reads the header as the reference gateway does: the token is the text after its last space."""
+
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+        return request.headers.get("Authorization")
+
+
+# Any other value is refused (401), like the reference gateway.
+ServiceChannel = Annotated[str | None, Header(json_schema_extra={"enum": sorted(CHANNELS)})]
+bearer = BearerHeader(
+    auto_error=False, scheme_name="bearer", description="`Authorization: Bearer <token>`: a user's token or a job's."
+)
+
+
 def _bearer(authorization: str | None) -> str:
     if not authorization or not authorization.strip():
         raise ApiError(401, "Authentication credentials were not provided.")
@@ -35,8 +51,8 @@ def _bearer(authorization: str | None) -> str:
 def authenticate(
     session: DbSession,
     services: ServicesDep,
-    authorization: Annotated[str | None, Header()] = None,
-    service_channel: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Depends(bearer)] = None,
+    service_channel: ServiceChannel = None,
 ) -> Principal:
     if service_channel is not None and service_channel not in CHANNELS:
         raise ApiError(401, "Invalid Service-Channel header.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,6 +45,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         429: "Active job limit reached",
     }.items()
 }
+# Only where it happens: a concurrent upload of the same title, or a run racing a re-upload.
+CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorOut, "description": "Changed concurrently; retry"}}
 
 
 def not_found(message: str) -> ApiError:
@@ -59,6 +62,16 @@ def _validation_message(error: RequestValidationError) -> str:
     location = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "form"))
     text = str(first.get("msg", "Invalid request."))
     return f"'{location}': {text}" if location else text
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for the request's path (what an `Allow` header must say)."""
+    for template, operations in request.app.openapi()["paths"].items():
+        parts = re.split(r"(\{[^}]+\})", template)
+        pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
+        if re.fullmatch(pattern, request.scope["path"]):
+            return sorted(method.upper() for method in operations)
+    return []
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -80,9 +93,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"message": _validation_message(error)}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         message = error.detail if isinstance(error.detail, str) else "Request failed."
-        return JSONResponse({"message": message}, status_code=error.status_code, headers=error.headers)
+        headers = error.headers
+        if error.status_code == 405:
+            # Starlette names only the methods of the first route on the path; a path with a GET and a
+            # POST route (jobs/{id}/result, jobs/{id}/runtime_jobs) must allow both.
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return JSONResponse({"message": message}, status_code=error.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

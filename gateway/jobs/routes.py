@@ -4,29 +4,38 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from gateway.auth import CurrentUser
+from gateway.auth import CurrentUser, ServiceChannel
 from gateway.context import DbSession, ServicesDep
+from gateway.errors import CONFLICT
 from gateway.jobs import service, submit
 from gateway.jobs.schemas import (
+    EVENT_TYPE,
     ErrorEventIn,
     EventOut,
     JobCreated,
     JobOut,
     JobPage,
     JobQuery,
+    ProviderJobQuery,
     RunRequest,
     RuntimeJobIn,
     StopRequest,
+    SubStatus,
 )
+from gateway.openapi import REQUIRED
 from gateway.programs.lookup import program_by_id
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 # Jobs of a program, under the programs path the client calls.
 programs_router = APIRouter(prefix="/programs", tags=["programs"])
 NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Nothing stored yet."}}
+JobId = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
+ProgramId = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
+# Checked by the service (its own 400 message); documented only.
+SUB_STATUS = {"enum": [value.value for value in SubStatus], REQUIRED: True}
 
 
 @router.get("", response_model=JobPage, summary="The caller's jobs, newest first")
@@ -43,7 +52,7 @@ def list_jobs(
 @router.get("/provider", response_model=JobPage, summary="Every user's jobs of a provider's functions (admins)")
 def list_provider_jobs(
     request: Request,
-    query: Annotated[JobQuery, Depends()],
+    query: Annotated[ProviderJobQuery, Depends()],
     user: CurrentUser,
     session: DbSession,
     services: ServicesDep,
@@ -58,41 +67,41 @@ def _page(request: Request, found: tuple[int, list[JobOut]], query: JobQuery) ->
 
 @router.get("/{job_id}", response_model=JobOut, response_model_exclude_none=False, summary="One job")
 def get_job(
-    job_id: str, user: CurrentUser, session: DbSession, services: ServicesDep, with_result: bool = False
+    job_id: JobId, user: CurrentUser, session: DbSession, services: ServicesDep, with_result: bool = False
 ) -> dict[str, Any]:
     out = service.job_detail(services, session, user, job_id, with_result)
     return out.model_dump(exclude=set() if with_result else {"result"})
 
 
 @router.get("/{job_id}/result", responses=NO_CONTENT, summary="The job's saved result (raw JSON text)")
-def get_result(job_id: str, user: CurrentUser, session: DbSession, services: ServicesDep) -> Response:
+def get_result(job_id: JobId, user: CurrentUser, session: DbSession, services: ServicesDep) -> Response:
     text = service.result(services, session, user, job_id)
     return Response(status_code=204) if text is None else JSONResponse({"result": text})
 
 
 @router.post("/{job_id}/result", summary="Legacy save_result of clients up to 0.32")
 def post_result(
-    job_id: str, user: CurrentUser, session: DbSession, services: ServicesDep, result: Annotated[str, Form()]
+    job_id: JobId, user: CurrentUser, session: DbSession, services: ServicesDep, result: Annotated[str, Form()]
 ) -> dict[str, str]:
     service.save_result(services, session, user, job_id, result)
     return {"message": "Result saved."}
 
 
 @router.get("/{job_id}/logs", responses=NO_CONTENT, summary="The job's logs (live while it runs)")
-def get_logs(job_id: str, user: CurrentUser, session: DbSession, services: ServicesDep) -> Response:
+def get_logs(job_id: JobId, user: CurrentUser, session: DbSession, services: ServicesDep) -> Response:
     text = service.logs(services, session, user, job_id)
     return Response(status_code=204) if text is None else JSONResponse({"logs": text})
 
 
 @router.get("/{job_id}/provider-logs", responses=NO_CONTENT, summary="Provider-side logs of a provider job")
-def get_provider_logs(job_id: str, user: CurrentUser, session: DbSession, services: ServicesDep) -> Response:
+def get_provider_logs(job_id: JobId, user: CurrentUser, session: DbSession, services: ServicesDep) -> Response:
     text = service.provider_logs(services, session, user, job_id)
     return Response(status_code=204) if text is None else JSONResponse({"logs": text})
 
 
 @router.post("/{job_id}/stop", summary="Stop the job: cancel its flow run and kill its program")
 def stop(
-    job_id: str, user: CurrentUser, session: DbSession, services: ServicesDep, body: StopRequest | None = None
+    job_id: JobId, user: CurrentUser, session: DbSession, services: ServicesDep, body: StopRequest | None = None
 ) -> dict[str, str]:
     message = service.stop(services, session, user, job_id, body.service if body else None)
     return {"message": message}
@@ -100,18 +109,18 @@ def stop(
 
 @router.get("/{job_id}/events", response_model=list[EventOut], summary="The job's events, newest first")
 def get_events(
-    job_id: str,
+    job_id: JobId,
     user: CurrentUser,
     session: DbSession,
     services: ServicesDep,
-    type: Annotated[str | None, Query(max_length=64)] = None,
+    type: Annotated[str | None, Query(max_length=64, json_schema_extra=EVENT_TYPE)] = None,
 ) -> list[EventOut]:
     return service.events(services, session, user, job_id, type)
 
 
 @router.post("/{job_id}/event", summary="Record an ERROR event (send_error)")
 def post_event(
-    job_id: str, body: ErrorEventIn, user: CurrentUser, session: DbSession, services: ServicesDep
+    job_id: JobId, body: ErrorEventIn, user: CurrentUser, session: DbSession, services: ServicesDep
 ) -> Response:
     service.add_error_event(services, session, user, job_id, body)
     return Response(status_code=200)
@@ -119,38 +128,43 @@ def post_event(
 
 @router.patch("/{job_id}/sub_status", summary="Set the running job's sub-status (update_status)")
 def patch_sub_status(
-    job_id: str,
+    job_id: JobId,
     user: CurrentUser,
     session: DbSession,
     services: ServicesDep,
-    sub_status: Annotated[str | None, Form(max_length=64)] = None,
+    sub_status: Annotated[str | None, Form(max_length=64, json_schema_extra=SUB_STATUS)] = None,
 ) -> dict[str, Any]:
     out = service.set_sub_status(services, session, user, job_id, sub_status)
     return {"job": out.model_dump(include={"id", "status", "program", "created", "sub_status"})}
 
 
 @router.get("/{job_id}/runtime_jobs", summary="IBM Runtime jobs the program started")
-def get_runtime_jobs(job_id: str, user: CurrentUser, session: DbSession) -> dict[str, Any]:
+def get_runtime_jobs(job_id: JobId, user: CurrentUser, session: DbSession) -> dict[str, Any]:
     return {"runtime_jobs": service.runtime_jobs(session, user, job_id)}
 
 
 @router.post("/{job_id}/runtime_jobs", summary="Associate an IBM Runtime job with this job")
-def post_runtime_job(job_id: str, body: RuntimeJobIn, user: CurrentUser, session: DbSession) -> dict[str, str]:
+def post_runtime_job(job_id: JobId, body: RuntimeJobIn, user: CurrentUser, session: DbSession) -> dict[str, str]:
     return {"message": service.add_runtime_job(session, user, job_id, body.runtime_job, body.runtime_session)}
 
 
-@programs_router.post("/run", response_model=JobCreated, summary="Run a function: enqueue a job (a Prefect flow run)")
+@programs_router.post(
+    "/run",
+    response_model=JobCreated,
+    responses=CONFLICT,
+    summary="Run a function: enqueue a job (a Prefect flow run)",
+)
 def run(
     body: RunRequest,
     user: CurrentUser,
     session: DbSession,
     services: ServicesDep,
-    service_channel: Annotated[str | None, Header()] = None,
+    service_channel: ServiceChannel = None,
     service_crn: Annotated[str | None, Header()] = None,
 ) -> JobCreated:
     return submit.run(services, session, user, body, service_channel, service_crn)
 
 
 @programs_router.get("/{program_id}/get_jobs", response_model=list[JobOut], summary="Jobs of one function (legacy)")
-def get_jobs(program_id: str, user: CurrentUser, session: DbSession, services: ServicesDep) -> list[JobOut]:
+def get_jobs(program_id: ProgramId, user: CurrentUser, session: DbSession, services: ServicesDep) -> list[JobOut]:
     return service.program_jobs(services, session, user, program_by_id(session, user, program_id))

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+
+from gateway.openapi import REQUIRED, case_insensitive
+from gateway.programs.arguments import ARGUMENTS
+from gateway.programs.lookup import FILTERS
+
+ERROR = "ERROR"
+EVENT_TYPES = [ERROR]
+# Checked by the service, case-insensitively (its own 400 message): documented only.
+EVENT_TYPE: dict[str, Any] = {"pattern": "^(?:" + "|".join(case_insensitive(kind) for kind in EVENT_TYPES) + ")$"}
 
 
 class SubStatus(StrEnum):
@@ -53,7 +63,7 @@ class EventOut(BaseModel):
 
 
 class ErrorEventIn(BaseModel):
-    type: str = Field(max_length=32)
+    type: str = Field(max_length=32, json_schema_extra=EVENT_TYPE)
     code: int | str
     message: str = Field(max_length=100_000)
     exception: str = Field(max_length=100_000)
@@ -69,6 +79,13 @@ class RuntimeJobIn(BaseModel):
     runtime_session: str | None = Field(default=None, max_length=255)
 
 
+def _iso_text(value: Any) -> Any:
+    """pydantic would also read a number ("0.5", "-1") as a Unix time; the API takes ISO 8601 text only."""
+    if not isinstance(value, str) or not re.match(r"[0-9]{4}-", value):
+        raise ValueError("expected an ISO 8601 date-time")
+    return value
+
+
 @dataclass
 class JobQuery:
     """Filters and paging of the job lists; links carry only limit and offset."""
@@ -76,10 +93,24 @@ class JobQuery:
     limit: Annotated[int, Query(ge=0, le=10_000, description="0 means no limit")] = 100
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0
     status: Annotated[str | None, Query(max_length=32, description="Gateway status, e.g. SUCCEEDED")] = None
-    created_after: Annotated[datetime | None, Query(description="Inclusive (>=), ISO 8601 with offset")] = None
+    created_after: Annotated[
+        datetime | None,
+        BeforeValidator(_iso_text),
+        Query(description="Inclusive (>=), ISO 8601; without an offset it is UTC, a date alone is its midnight"),
+    ] = None
     function: Annotated[str | None, Query(max_length=255, description="A function title")] = None
     provider: Annotated[str | None, Query(max_length=255)] = None
-    filter: Annotated[str | None, Query(max_length=32, description="'catalog' or 'serverless'")] = None
+    filter: Annotated[
+        str | None,
+        Query(max_length=32, description="'catalog' or 'serverless'", json_schema_extra={"enum": list(FILTERS)}),
+    ] = None
+
+
+@dataclass
+class ProviderJobQuery(JobQuery):
+    """The provider list needs its provider (the service answers its own 400 without one)."""
+
+    provider: Annotated[str | None, Query(max_length=255, json_schema_extra={REQUIRED: True, "minLength": 1})] = None
 
 
 class RunConfig(BaseModel):
@@ -93,7 +124,7 @@ class RunRequest(BaseModel):
     title: str = Field(min_length=1, max_length=512)
     provider: str | None = Field(default=None, max_length=255)
     function_size: str | None = Field(default=None, max_length=64)
-    arguments: str = "{}"
+    arguments: str = Field(default="{}", json_schema_extra=ARGUMENTS)
     config: RunConfig | None = None
 
 

@@ -24,11 +24,18 @@ from gateway.access.subject import Principal
 from gateway.context import Services
 from gateway.errors import ApiError, bad_request, not_found
 from gateway.jobs import logs as log_rules
-from gateway.jobs.schemas import ErrorEventIn, EventOut, JobOut, JobPage, JobQuery, ProgramRef, SubStatus
+from gateway.jobs.schemas import (
+    ERROR,
+    EVENT_TYPES,
+    ErrorEventIn,
+    EventOut,
+    JobOut,
+    JobPage,
+    JobQuery,
+    ProgramRef,
+    SubStatus,
+)
 from gateway.programs.lookup import check_filter, function_missing, require_provider
-
-ERROR = "ERROR"
-EVENT_TYPES = [ERROR]
 
 
 def job_missing(job_id: str) -> ApiError:

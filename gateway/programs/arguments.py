@@ -9,6 +9,15 @@ import jsonschema
 
 from gateway import db
 from gateway.errors import ApiError, bad_request
+from gateway.openapi import JSON_OBJECT, json_text
+
+# `arguments` of run and validate_arguments: parsed by the service (its own 400 messages), so only documented.
+ARGUMENTS = json_text(
+    JSON_OBJECT,
+    "JSON text of an object (the function's keyword arguments); it must also satisfy the function's "
+    "`arguments_schema`, if it has one (400 otherwise). Larger than the gateway's limit: 413.",
+    {"type": "object"},
+)
 
 
 def parse_arguments(text: str, limit: int) -> Any:

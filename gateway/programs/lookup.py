@@ -16,6 +16,8 @@ from gateway.access.facts import admin_groups, many_program_facts, program_facts
 from gateway.access.subject import Principal
 from gateway.errors import ApiError, bad_request, not_found
 
+FILTERS = ("", "catalog", "serverless")
+
 
 def function_missing(title: str, provider: str | None = None) -> ApiError:
     name = f"{provider}/{title}" if provider else title
@@ -61,7 +63,7 @@ def program_by_id(session: Session, user: Principal, program_id: str) -> db.Prog
 
 def check_filter(value: str | None) -> None:
     """`catalog` (provider functions) or `serverless` (custom ones), for programs and jobs alike."""
-    if value not in (None, "", "catalog", "serverless"):
+    if value is not None and value not in FILTERS:
         raise bad_request("'filter' must be 'catalog' or 'serverless'.")
 
 

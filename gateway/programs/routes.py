@@ -11,6 +11,8 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 
 from gateway.auth import CurrentUser
 from gateway.context import DbSession, ServicesDep
+from gateway.errors import CONFLICT
+from gateway.openapi import JSON_ARRAY, JSON_OBJECT, JSON_SCHEMA_TEXT, JSON_STRING_MAP, case_insensitive, json_text
 from gateway.programs import lookup
 from gateway.programs.arguments import parse_arguments, validate_against_schema
 from gateway.programs.schemas import FunctionOut, ValidateRequest
@@ -18,39 +20,86 @@ from gateway.programs.upload import UploadForm, upload_program
 
 router = APIRouter(prefix="/programs", tags=["programs"])
 OptionalForm = Annotated[str | None, Form()]
-Name = Annotated[str | None, Form(max_length=255)]
 Label = Annotated[str | None, Form(max_length=64)]
+
+# What the upload service checks itself (programs/upload.py), stated for the document only.
+# title: the characters outside [A-Za-z0-9_-/] are dropped; what is left must be `name` or `provider/name`.
+TITLE = {
+    "pattern": "^(?:[^/]*/)?[^/]*[A-Za-z0-9_-][^/]*$",
+    "description": "Characters other than `A-Za-z0-9_-` and `/` are dropped. `provider/title` names a provider "
+    "function (the provider must exist and the caller must be one of its admins); with the `provider` field "
+    "the title has no `/`.",
+}
+# entrypoint: flows.artifact.normalize_entrypoint; the file must also be in the artifact.
+ENTRYPOINT = {
+    "pattern": "^\\s*(?!/)(?!(?:[^/]*/)*\\.\\./)[A-Za-z0-9_./-]+\\.py\\s*$",
+    "description": "A relative path to a `.py` file inside the artifact.",
+}
+_SEP = "[._-]?"
+_PRE = "|".join(case_insensitive(word) for word in ("alpha", "a", "beta", "b", "preview", "pre", "c", "rc"))
+_POST = "|".join(case_insensitive(word) for word in ("post", "rev", "r"))
+# PEP 440, as packaging.version.Version reads it (case-insensitive, surrounding whitespace allowed).
+VERSION = {
+    "pattern": f"^\\s*[Vv]?(?:[0-9]+!)?[0-9]+(?:\\.[0-9]+)*(?:{_SEP}(?:{_PRE}){_SEP}[0-9]*)?"
+    f"(?:-[0-9]+|{_SEP}(?:{_POST}){_SEP}[0-9]*)?(?:{_SEP}{case_insensitive('dev')}{_SEP}[0-9]*)?"
+    "(?:\\+[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*)?\\s*$",
+    "description": "A PEP 440 version, e.g. 1.2.3.",
+}
+DEPENDENCIES = json_text(
+    JSON_ARRAY,
+    'JSON text of a list of requirements (`name`, `name==version` or `{"name": "version"}`), each on the '
+    "allow-list of GET /dependencies-versions (400 otherwise).",
+    {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "object", "maxProperties": 1}]}},
+)
+ENV_VARS = json_text(JSON_STRING_MAP, "JSON text of an object mapping names to string values.", {"type": "object"})
+ARGUMENTS_SCHEMA = json_text(
+    JSON_SCHEMA_TEXT,
+    'JSON text of a JSON Schema (draft 2020-12, object or boolean, at most 64 KiB); "{}" or \'""\' removes it.',
+    {"anyOf": [{"type": ["object", "boolean"]}, {"const": ""}]},
+)
+SIZES = json_text(JSON_OBJECT, "JSON text of an object.", {"type": "object"})
+FILTER = {"enum": list(lookup.FILTERS)}
 
 
 @router.get("", response_model=list[FunctionOut], summary="List the functions the caller can see")
 def list_programs(
     user: CurrentUser,
     session: DbSession,
-    filter: Annotated[str | None, Query(description="'serverless' or 'catalog'")] = None,
+    filter: Annotated[str | None, Query(description="'serverless' or 'catalog'", json_schema_extra=FILTER)] = None,
     provider: Annotated[str | None, Query()] = None,
 ) -> list[FunctionOut]:
     return [FunctionOut.of(program) for program in lookup.list_programs(session, user, filter, provider)]
 
 
-@router.post("/upload", response_model=FunctionOut, summary="Create or update a function (upsert on title)")
+@router.post(
+    "/upload",
+    response_model=FunctionOut,
+    responses=CONFLICT,
+    summary="Create or update a function (upsert on title)",
+    description="A new function needs an `entrypoint` and an `artifact` holding it, or (providers only) an `image`.",
+)
 def upload(
     user: CurrentUser,
     session: DbSession,
     services: ServicesDep,
-    title: Annotated[str, Form(max_length=1024)],
-    provider: Name = None,
-    entrypoint: Name = None,
-    image: Annotated[str | None, Form(max_length=512)] = None,
-    runner: Label = None,
-    arguments: OptionalForm = None,
-    dependencies: OptionalForm = None,
-    env_vars: OptionalForm = None,
+    title: Annotated[str, Form(max_length=1024, json_schema_extra=TITLE)],
+    provider: Annotated[
+        str | None, Form(max_length=255, description="An existing provider whose admin the caller is.")
+    ] = None,
+    entrypoint: Annotated[str | None, Form(max_length=255, json_schema_extra=ENTRYPOINT)] = None,
+    image: Annotated[str | None, Form(max_length=512, description="Provider functions only.")] = None,
+    runner: Annotated[str | None, Form(max_length=64, json_schema_extra={"enum": ["ray"]})] = None,
+    arguments: Annotated[str | None, Form(description="Accepted and ignored (older clients send it).")] = None,
+    dependencies: Annotated[str | None, Form(json_schema_extra=DEPENDENCIES)] = None,
+    env_vars: Annotated[str | None, Form(json_schema_extra=ENV_VARS)] = None,
     description: OptionalForm = None,
-    version: Label = None,
-    arguments_schema: OptionalForm = None,
-    sizes: OptionalForm = None,
+    version: Annotated[str | None, Form(max_length=64, json_schema_extra=VERSION)] = None,
+    arguments_schema: Annotated[str | None, Form(json_schema_extra=ARGUMENTS_SCHEMA)] = None,
+    sizes: Annotated[str | None, Form(json_schema_extra=SIZES)] = None,
     default_size: Label = None,
-    artifact: Annotated[UploadFile | None, File(description="Uncompressed tar of the working directory")] = None,
+    artifact: Annotated[
+        UploadFile | None, File(description="Uncompressed tar of the working directory; it must hold the entrypoint.")
+    ] = None,
 ) -> FunctionOut:
     form = UploadForm(
         title=title,

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from gateway import db
+from gateway.programs.arguments import ARGUMENTS
 
 
 class FunctionOut(BaseModel):
@@ -54,4 +55,4 @@ class FunctionOut(BaseModel):
 class ValidateRequest(BaseModel):
     title: str = Field(min_length=1, max_length=512)
     provider: str | None = Field(default=None, max_length=255)
-    arguments: str = "{}"
+    arguments: str = Field(default="{}", json_schema_extra=ARGUMENTS)

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import importlib.metadata
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from core.allow_list import read_allow_list
 from gateway.auth import CurrentUser
 from gateway.context import ServicesDep
 
 router = APIRouter(tags=["system"])
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, bool]
+
+
+READINESS: dict[int | str, dict[str, Any]] = {
+    503: {"model": Readiness, "description": "Not ready: a check failed (the same body, status 'not ready')"}
+}
 
 
 def _version() -> str:
@@ -26,7 +38,12 @@ def liveness() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get("/readiness", summary="Ready when Prefect, Ray, storage and an executor all answer")
+@router.get(
+    "/readiness",
+    response_model=Readiness,
+    responses=READINESS,
+    summary="Ready when Prefect, Ray, storage and an executor all answer",
+)
 def readiness(services: ServicesDep) -> JSONResponse:
     checks = {
         "prefect": _check(services.orchestrator.healthy),
