@@ -77,7 +77,12 @@ class Settings(BaseSettings):
         default=REPO_ROOT / ".venv-runtime" / "bin" / "python", description="Interpreter that runs programs."
     )
     warm_interpreters: bool = Field(
-        default=True, description="Keep a pre-started runtime interpreter per Ray worker (skips the qiskit import)."
+        default=True,
+        description="Fork programs from a launcher that has imported the runtime once (per Ray worker).",
+    )
+    launcher_modules: str = Field(
+        default="qiskit_serverless,qiskit,qiskit_ibm_runtime",
+        description="Comma-separated modules the launcher imports before forking programs.",
     )
     scratch_dir: Path | None = Field(default=None, description="Where jobs unpack; default <data_dir>/scratch.")
     allowed_dependencies_file: Path = Field(

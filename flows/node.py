@@ -21,7 +21,8 @@ from core.settings import Settings
 class NodeRuntime(BaseModel):
     runtime_python: Path  # the interpreter that runs programs
     scratch: Path  # where jobs unpack, and where dependency sets are cached
-    warm_interpreters: bool
+    warm_interpreters: bool  # fork programs from the launcher
+    launcher_modules: list[str]  # what the launcher imports first
     allowed_dependencies_file: Path
     ray_cluster: str
     job_num_cpus: float
@@ -35,6 +36,7 @@ class NodeRuntime(BaseModel):
             runtime_python=settings.runtime_python,
             scratch=settings.scratch,
             warm_interpreters=settings.warm_interpreters,
+            launcher_modules=[name.strip() for name in settings.launcher_modules.split(",") if name.strip()],
             allowed_dependencies_file=settings.allowed_dependencies_file,
             ray_cluster=settings.ray_cluster,
             job_num_cpus=settings.job_num_cpus,

@@ -8,14 +8,11 @@ its stdout and stderr are one ordered stream.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
-import re
 import select
 import shutil
 import signal
-import subprocess
 import threading
 import traceback
 from pathlib import Path
@@ -27,58 +24,20 @@ from core.job_log import truncation_notice
 from core.job_spec import JobSpec
 from core.storage import Storage
 from flows.dependencies import DependencyInstallError, ensure_environment, install_specs
+from flows.launch import LAUNCHER_OF_THIS_WORKER, base_environment, start_program
 from flows.node import NodeRuntime
 
 CHUNK_BYTES = 64 * 1024
 REMOTE_FLUSH_SECONDS = 0.5
 WAKE_SECONDS = 0.2
-PASSED_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
-BOOTSTRAP = Path(__file__).with_name("runtime_bootstrap.py")
-# Variables read while qiskit is imported: a program setting one gets a fresh interpreter.
-IMPORT_TIME_ENV = re.compile(r"^(PYTHON|QISKIT_|OMP_|MKL_|OPENBLAS_|RAYON_|RUST_)")
-
-
-class SpareInterpreter:
-    """One pre-started runtime interpreter per Ray worker, kept for the next job.
-
-    A program then starts in milliseconds instead of paying the qiskit import.
-    The spare is single-use and is replaced after each job, off the job's path.
-    """
-
-    def __init__(self) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
-        self.lock = threading.Lock()
-
-    def refill(self, python: Path, workdir: Path) -> None:
-        with self.lock:
-            if self.process is not None and self.process.poll() is None:
-                return
-            workdir.mkdir(parents=True, exist_ok=True)
-            self.process = subprocess.Popen(
-                [str(python), "-u", str(BOOTSTRAP)],
-                cwd=workdir,
-                env={**base_environment(python), "PYTHONUNBUFFERED": "1"},
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def take(self) -> subprocess.Popen[bytes] | None:
-        with self.lock:
-            process, self.process = self.process, None
-        return process if process is not None and process.poll() is None else None
-
-
-SPARE = SpareInterpreter()
 
 
 def warm_up(runtime: NodeRuntime) -> None:
-    """Run once per Ray worker ahead of jobs: import the task engine and start the spare."""
+    """Run once per Ray worker ahead of jobs: import the task engine and start the launcher."""
     from prefect.task_engine import run_task_sync  # noqa: F401
 
     if runtime.warm_interpreters:
-        SPARE.refill(runtime.runtime_python, runtime.scratch)
+        LAUNCHER_OF_THIS_WORKER.start(runtime.runtime_python, runtime.launcher_modules)
 
 
 class PrefectLogMirror:
@@ -253,13 +212,6 @@ class LogSink:
         self.path.write_bytes(truncation_notice(self.size_limit).encode() + tail)
 
 
-def base_environment(python: Path) -> dict[str, str]:
-    """What a program inherits from the host: never the platform's own settings or secrets."""
-    env = {name: os.environ[name] for name in PASSED_THROUGH_ENV if name in os.environ}
-    env["PATH"] = os.pathsep.join(filter(None, [str(python.parent), env.get("PATH", "/usr/bin:/bin")]))
-    return env
-
-
 def program_environment(
     spec: JobSpec,
     data_dir: Path,
@@ -270,7 +222,7 @@ def program_environment(
     """System variables first, then the program's own env_vars on top (docs/architecture.md, Program environment).
 
     The directory of the program's dependencies, if any, leads PYTHONPATH (cold start) and
-    the warm interpreter puts PYTHONPATH on sys.path the same way (runtime_bootstrap.py).
+    a program forked by the launcher gets PYTHONPATH on sys.path the same way (flows/launcher.py).
     """
     env = base_environment(runtime.runtime_python)
     env.update(spec.env)
@@ -339,7 +291,7 @@ def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, s
     (data_dir / "results").mkdir(parents=True, exist_ok=True)
 
     env = program_environment(spec, data_dir, runtime, packages, function_data[0] if function_data else None)
-    process = start_program(spec, artifact_dir, env, runtime)
+    process = start_program(spec, artifact_dir, env, runtime, packages)
     try:
         _pump(cast(io.BufferedReader, process.stdout), sink)
         exit_code = process.wait()
@@ -353,8 +305,6 @@ def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, s
         raise
     for area in areas:
         area.push()
-    if runtime.warm_interpreters:
-        SPARE.refill(runtime.runtime_python, runtime.scratch)
     return exit_code
 
 
@@ -368,29 +318,3 @@ def _pump(output: io.BufferedReader, sink: LogSink) -> None:
             if not chunk:
                 return
             sink.write(chunk)
-
-
-def start_program(
-    spec: JobSpec, artifact_dir: Path, env: dict[str, str], runtime: NodeRuntime
-) -> subprocess.Popen[bytes]:
-    """Hand the job to the spare interpreter when allowed, else start `python <entrypoint>` cold."""
-    warm_allowed = runtime.warm_interpreters and not any(IMPORT_TIME_ENV.match(name) for name in spec.program_env)
-    spare = SPARE.take() if warm_allowed else None
-    if spare is not None:
-        request = {"cwd": str(artifact_dir), "env": env, "entrypoint": spec.entrypoint}
-        stdin = cast(IO[bytes], spare.stdin)
-        try:
-            stdin.write(json.dumps(request).encode() + b"\n")
-            stdin.close()
-            return spare
-        except OSError:
-            spare.kill()
-    return subprocess.Popen(
-        [str(runtime.runtime_python), spec.entrypoint],
-        cwd=artifact_dir,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )

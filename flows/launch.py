@@ -1,0 +1,188 @@
+"""Starting a job's program: forked from the worker's launcher, or as a fresh interpreter.
+
+Each Ray worker keeps one launcher (flows/launcher.py): a runtime interpreter that imported
+qiskit, qiskit_serverless and qiskit_ibm_runtime once and forks a child per job, so a program
+starts in milliseconds instead of paying seconds of imports. A program falls back to a fresh
+interpreter when it sets variables read at import time, when one of its dependencies is a module
+the launcher has already imported (the fork would run the launcher's copy), or when the launcher
+is not available.
+"""
+
+from __future__ import annotations
+
+import array
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from core.job_spec import JobSpec
+from flows.node import NodeRuntime
+
+LAUNCHER = Path(__file__).with_name("launcher.py")
+READY_SECONDS = 120.0  # the launcher's imports, on a busy node
+# Variables read while qiskit is imported: a program setting one gets a fresh interpreter.
+IMPORT_TIME_ENV = re.compile(r"^(PYTHON|QISKIT_|OMP_|MKL_|OPENBLAS_|RAYON_|RUST_)")
+PASSED_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+
+
+class Program(Protocol):
+    """A running program as the Ray task follows it."""
+
+    pid: int
+    stdout: IO[bytes] | None
+
+    def wait(self) -> int: ...
+
+
+def base_environment(python: Path) -> dict[str, str]:
+    """What a program inherits from the host: never the platform's own settings or secrets."""
+    env = {name: os.environ[name] for name in PASSED_THROUGH_ENV if name in os.environ}
+    env["PATH"] = os.pathsep.join(filter(None, [str(python.parent), env.get("PATH", "/usr/bin:/bin")]))
+    return env
+
+
+class Launched:
+    """A program forked by the launcher: not our child, so its exit code comes from the launcher."""
+
+    def __init__(self, launcher: Launcher, pid: int, stdout: IO[bytes]) -> None:
+        self.launcher = launcher
+        self.pid = pid
+        self.stdout: IO[bytes] | None = stdout
+
+    def wait(self) -> int:
+        return self.launcher.exit_code(self.pid)
+
+
+class Launcher:
+    """This worker's launcher process and its control socket (one job at a time per Ray worker)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.control: socket.socket | None = None
+        self.replies: io.BufferedReader | None = None
+        self.preloaded: frozenset[str] = frozenset()
+        self.exits: dict[int, int] = {}
+
+    def start(self, python: Path, modules: list[str]) -> bool:
+        """Start the launcher unless it runs; True once it has imported its modules."""
+        with self.lock:
+            if self.process is not None and self.process.poll() is None:
+                return True
+            ours, theirs = socket.socketpair()
+            try:
+                self.process = subprocess.Popen(
+                    [str(python), "-u", str(LAUNCHER), str(theirs.fileno()), ",".join(modules)],
+                    env={**base_environment(python), "PYTHONUNBUFFERED": "1"},
+                    pass_fds=[theirs.fileno()],
+                    stdin=subprocess.DEVNULL,
+                    stdout=sys.stderr,
+                    stderr=sys.stderr,
+                )
+            except OSError:
+                ours.close()
+                return False
+            finally:
+                theirs.close()
+            ours.settimeout(READY_SECONDS)
+            self.control, self.replies = ours, ours.makefile("rb")
+            try:
+                hello = self._reply()
+            except (OSError, ValueError):
+                self._close()
+                return False
+            ours.settimeout(None)
+            self.preloaded = frozenset(hello.get("ready", ()))
+            return True
+
+    def launch(self, request: dict[str, Any]) -> Launched | None:
+        """Fork the program; None when the launcher cannot (the caller starts it cold)."""
+        with self.lock:
+            if self.control is None:
+                return None
+            read_end, write_end = os.pipe()
+            try:
+                payload = json.dumps(request).encode() + b"\n"
+                fds = array.array("i", [write_end])
+                self.control.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
+                reply = self._reply()
+                while "pid" in reply and "exit" in reply:  # a previous job's ending, read late
+                    self.exits[reply["pid"]] = reply["exit"]
+                    reply = self._reply()
+            except (OSError, ValueError):
+                os.close(read_end)
+                self._close()
+                return None
+            finally:
+                os.close(write_end)
+            return Launched(self, int(reply["pid"]), os.fdopen(read_end, "rb", buffering=0))
+
+    def exit_code(self, pid: int) -> int:
+        with self.lock:
+            while pid not in self.exits:
+                try:
+                    reply = self._reply()
+                except (OSError, ValueError):
+                    self._close()
+                    return -int(signal.SIGKILL)  # the launcher died and took the program with it
+                if "exit" in reply:
+                    self.exits[reply["pid"]] = reply["exit"]
+            return self.exits.pop(pid)
+
+    def conflicts(self, packages: Path | None) -> bool:
+        """Whether a job's packages hold a module the launcher has already imported."""
+        if packages is None:
+            return False
+        names = {entry.name.removesuffix(".py") for entry in packages.iterdir()}
+        return not names.isdisjoint(self.preloaded)
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.replies is not None
+        line = self.replies.readline()
+        if not line:
+            raise OSError("the launcher closed its control socket")
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def _close(self) -> None:
+        if self.control is not None:
+            self.control.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.control = self.replies = self.process = None
+
+
+LAUNCHER_OF_THIS_WORKER = Launcher()
+
+
+def start_program(
+    spec: JobSpec, artifact_dir: Path, env: dict[str, str], runtime: NodeRuntime, packages: Path | None = None
+) -> Program:
+    """Fork the program from the launcher when it may be, else start `python <entrypoint>` cold."""
+    launcher = LAUNCHER_OF_THIS_WORKER
+    forkable = runtime.warm_interpreters and not any(IMPORT_TIME_ENV.match(name) for name in spec.program_env)
+    if (
+        forkable
+        and launcher.start(runtime.runtime_python, runtime.launcher_modules)
+        and not launcher.conflicts(packages)
+    ):
+        launched = launcher.launch({"cwd": str(artifact_dir), "env": env, "entrypoint": spec.entrypoint})
+        if launched is not None:
+            return launched
+    return subprocess.Popen(
+        [str(runtime.runtime_python), spec.entrypoint],
+        cwd=artifact_dir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )

@@ -1,0 +1,173 @@
+"""The program launcher: a runtime interpreter that has imported the heavy modules once and forks a
+fresh child for each job (runs in the runtime environment; standard library only).
+
+    python launcher.py <control fd> <module,module,...>
+
+It serves one control socket (a socketpair end inherited from the Ray worker that started it).
+A request is one JSON line `{"cwd", "env", "entrypoint", "limits"}` sent with one file
+descriptor (SCM_RIGHTS): where the job's output goes. The launcher forks; the child becomes the
+program (its own session and process group, the job's environment, stdout and stderr on that
+descriptor, the entrypoint run as `__main__`), and the launcher answers `{"pid": N}`. When the child
+ends it sends `{"pid": N, "exit": code}` (a negative code is the signal that ended it).
+
+The launcher is single-threaded, so a fork copies no half-held lock. It exits when its control
+socket closes or its parent dies.
+"""
+
+import array
+import atexit
+import importlib
+import json
+import os
+import resource
+import runpy
+import select
+import signal
+import socket
+import sys
+import threading
+import traceback
+
+MAX_FDS = 1
+
+
+def receive(control: socket.socket) -> tuple[dict, int] | None:
+    """One request line and the descriptor that came with it; None when the socket closed."""
+    fds = array.array("i")
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk, ancillary, _flags, _addr = control.recvmsg(65536, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
+        if not chunk:
+            return None
+        data += chunk
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    return json.loads(data), fds[0]
+
+
+def send(control: socket.socket, message: dict) -> None:
+    control.sendall(json.dumps(message).encode() + b"\n")
+
+
+def become_program(job: dict, output: int, control: socket.socket) -> None:
+    """In the forked child: turn into `python <entrypoint>` for this job. Never returns."""
+    try:
+        control.close()
+        os.setsid()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        os.closerange(3, 65536)
+        for name, value in job.get("limits", {}).items():
+            limit = getattr(resource, name)
+            resource.setrlimit(limit, (value, value))
+        os.chdir(job["cwd"])
+        os.environ.clear()
+        os.environ.update(job["env"])
+        entrypoint = os.path.abspath(job["entrypoint"])
+        sys.argv = [job["entrypoint"]]
+        sys.path[0] = os.path.dirname(entrypoint)
+        # PYTHONPATH (the job's dependencies) lands where a fresh interpreter puts it: after sys.path[0].
+        extra = [os.path.abspath(entry) for entry in job["env"].get("PYTHONPATH", "").split(os.pathsep) if entry]
+        sys.path[1:1] = extra
+        importlib.invalidate_caches()
+        sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+        sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    except BaseException:
+        traceback.print_exc()
+        os._exit(70)
+    run(entrypoint)
+
+
+def run(entrypoint: str) -> None:
+    try:
+        runpy.run_path(entrypoint, run_name="__main__")
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            finish(stop.code or 0)
+        print(stop.code, file=sys.stderr)
+        finish(1)
+    except MemoryError:
+        print("The program ran out of memory (the job's memory limit).", file=sys.stderr)
+        finish(1)
+    except BaseException as error:  # reported as `python <entrypoint>` would, without this file's frames
+        frames = error.__traceback__
+        while frames is not None and frames.tb_frame.f_code.co_filename != entrypoint:
+            frames = frames.tb_next
+        traceback.print_exception(type(error), error, frames or error.__traceback__)
+        finish(1)
+    finish(0)
+
+
+def finish(code: int) -> None:
+    """Exit as the program would, minus the teardown of the pre-imported module graph: non-daemon
+    threads are joined, atexit handlers and stream flushes run; only finalization is skipped."""
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+def reap(control: socket.socket, children: set[int]) -> None:
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        children.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        send(control, {"pid": pid, "exit": code})
+
+
+def serve(control: socket.socket) -> None:
+    parent = os.getppid()
+    children: set[int] = set()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    watched: list[socket.socket | int] = [control, wake_r]
+    while True:
+        ready, _, _ = select.select(watched, [], [], 1.0)
+        if wake_r in ready:
+            os.read(wake_r, 4096)
+        reap(control, children)
+        if os.getppid() != parent:
+            return  # the Ray worker that owns us is gone
+        if control not in ready:
+            continue
+        received = receive(control)
+        if received is None:
+            return
+        job, output = received
+        pid = os.fork()
+        if pid == 0:
+            os.close(wake_r)
+            os.close(wake_w)
+            become_program(job, output, control)
+        os.close(output)
+        children.add(pid)
+        send(control, {"pid": pid})
+
+
+def main() -> None:
+    control = socket.socket(fileno=int(sys.argv[1]))
+    for name in filter(None, sys.argv[2].split(",")):
+        importlib.import_module(name)
+    send(control, {"ready": sorted({name.split(".")[0] for name in sys.modules})})
+    serve(control)
+
+
+if __name__ == "__main__":
+    main()
