@@ -123,7 +123,7 @@ class Launcher:
                 return None
             finally:
                 os.close(write_end)
-            return Launched(self, int(reply["pid"]), os.fdopen(read_end, "rb", buffering=0))
+            return Launched(self, int(reply["pid"]), os.fdopen(read_end, "rb"))
 
     def exit_code(self, pid: int) -> int:
         with self.lock:
