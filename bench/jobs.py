@@ -23,7 +23,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
 from qiskit_serverless import QiskitFunction, ServerlessClient  # noqa: E402
-from stack_process import PLATFORM_PYTHON, TEST_PORTS, running_stack  # noqa: E402
+from stack_process import PLATFORM_PYTHON, TEST_PORTS, job_processes, running_stack  # noqa: E402
 
 INSTANCE = "crn:v1:bluemix:public:quantum-computing:us-east:a/0000:1111::"
 HEADERS = {"Authorization": "Bearer awesome_token"}
@@ -102,16 +102,12 @@ def stop_times(url: str, client: ServerlessClient, data_dir: Path, runs: int) ->
         pid_file = data_dir / "storage" / "users" / "mockuser" / f"{job.job_id}.pid"
         while not (pid_file.exists() and pid_file.read_text()):
             time.sleep(0.05)
-        pid = int(pid_file.read_text())
         start = time.monotonic()
         requests.post(f"{url}/api/v1/jobs/{job.job_id}/stop/", headers=HEADERS, json={"service": "null"}, timeout=30)
         process_gone = None
         while True:
-            if process_gone is None:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    process_gone = time.monotonic() - start
+            if process_gone is None and not job_processes(job.job_id):
+                process_gone = time.monotonic() - start
             if status_of(url, job.job_id) == "STOPPED" and process_gone is not None:
                 canceled.append(time.monotonic() - start)
                 break

@@ -1,4 +1,5 @@
-"""Starting a job's program: forked from the worker's launcher, or as a fresh interpreter.
+"""Starting a job's program: forked from the worker's launcher, or as a fresh interpreter, and
+confined to its job.
 
 Each Ray worker keeps one launcher (flows/launcher.py): a runtime interpreter that imported
 qiskit, qiskit_serverless and qiskit_ibm_runtime once and forks a child per job, so a program
@@ -6,6 +7,10 @@ starts in milliseconds instead of paying seconds of imports. A program falls bac
 interpreter when it sets variables read at import time, when one of its dependencies is a module
 the launcher has already imported (the fork would run the launcher's copy), or when the launcher
 is not available.
+
+Confined (the default), the program sees its artifact, its data areas at /data and /function_data,
+the runtime read-only, and nothing else of the platform (flows/sandbox.py); where the launcher cannot
+start, a confined job fails rather than run unconfined.
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ from core.job_spec import JobSpec
 from flows.node import NodeRuntime
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
+DATA, FUNCTION_DATA = Path("/data"), Path("/function_data")
+# What a program reads of the host, read-only: system libraries and tools, TLS roots, name resolution.
+HOST_READ_ONLY = (
+    "/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin",
+    "/etc/ssl", "/etc/ca-certificates", "/etc/alternatives", "/etc/resolv.conf", "/etc/hosts",
+    "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf", "/etc/localtime", "/etc/mime.types",
+)  # fmt: skip
 READY_SECONDS = 120.0  # the launcher's imports, on a busy node
 # Variables read while qiskit is imported: a program setting one gets a fresh interpreter.
 IMPORT_TIME_ENV = re.compile(r"^(PYTHON|QISKIT_|OMP_|MKL_|OPENBLAS_|RAYON_|RUST_)")
@@ -163,20 +175,86 @@ class Launcher:
 LAUNCHER_OF_THIS_WORKER = Launcher()
 
 
+class Confinement:
+    """Where a confined job's directories are, outside and as its program sees them."""
+
+    def __init__(
+        self, runtime: NodeRuntime, workdir: Path, artifact: Path, data: Path, function_data: Path | None
+    ) -> None:
+        self.runtime = runtime
+        self.workdir = workdir
+        self.writable = {str(artifact): artifact, str(DATA): data}
+        if function_data is not None:
+            self.writable[str(FUNCTION_DATA)] = function_data
+
+    def plan(self, packages: Path | None) -> dict[str, Any]:
+        """The sandbox plan (flows/sandbox.py), after handing the job's directories to its user."""
+        uid = self.runtime.sandbox_uid
+        read_only = {path: path for path in HOST_READ_ONLY}
+        read_only.update(self._identity_files(uid))
+        if packages is not None:
+            read_only[str(packages)] = str(packages)
+        if os.geteuid() == 0:
+            for directory in self.writable.values():
+                hand_over(directory, uid)
+        return {
+            "root": str(self.workdir / "root"),
+            "ro": read_only,
+            "rw": {inside: str(outside) for inside, outside in self.writable.items()},
+            "uid": uid,
+            "gid": uid,
+            "tmp_mb": self.runtime.tmp_mb,
+        }
+
+    def _identity_files(self, uid: int) -> dict[str, str]:
+        """/etc/passwd and /etc/group naming only the program's user (some libraries look it up)."""
+        passwd, group = self.workdir / "passwd", self.workdir / "group"
+        passwd.write_text(f"job:x:{uid}:{uid}:job:/tmp:/usr/sbin/nologin\n")
+        group.write_text(f"job:x:{uid}:\n")
+        return {"/etc/passwd": str(passwd), "/etc/group": str(group)}
+
+
+def hand_over(directory: Path, uid: int) -> None:
+    """Make the directory tree the program's (it runs as `uid`); the platform, as root, still reads it."""
+    for path in [directory, *directory.rglob("*")]:
+        try:
+            if path.lstat().st_uid != uid:
+                os.lchown(path, uid, uid)
+        except FileNotFoundError:
+            continue
+
+
 def start_program(
-    spec: JobSpec, artifact_dir: Path, env: dict[str, str], runtime: NodeRuntime, packages: Path | None = None
+    spec: JobSpec,
+    artifact_dir: Path,
+    env: dict[str, str],
+    runtime: NodeRuntime,
+    packages: Path | None = None,
+    confinement: Confinement | None = None,
 ) -> Program:
-    """Fork the program from the launcher when it may be, else start `python <entrypoint>` cold."""
+    """Fork the program from the launcher when it may be, else have the launcher start a fresh
+    interpreter; without the launcher, start `python <entrypoint>` only when unconfined."""
     launcher = LAUNCHER_OF_THIS_WORKER
-    forkable = runtime.warm_interpreters and not any(IMPORT_TIME_ENV.match(name) for name in spec.program_env)
-    if (
-        forkable
-        and launcher.start(runtime.runtime_python, runtime.launcher_modules)
-        and not launcher.conflicts(packages)
-    ):
-        launched = launcher.launch({"cwd": str(artifact_dir), "env": env, "entrypoint": spec.entrypoint})
+    modules = runtime.launcher_modules if runtime.warm_interpreters else []
+    if (runtime.warm_interpreters or confinement is not None) and launcher.start(runtime.runtime_python, modules):
+        fresh = (
+            not runtime.warm_interpreters
+            or any(IMPORT_TIME_ENV.match(name) for name in spec.program_env)
+            or launcher.conflicts(packages)
+        )
+        request = {
+            "cwd": str(artifact_dir),
+            "env": env,
+            "entrypoint": spec.entrypoint,
+            "fresh": fresh,
+            "limits": runtime.limits,
+            "sandbox": confinement.plan(packages) if confinement is not None else None,
+        }
+        launched = launcher.launch(request)
         if launched is not None:
             return launched
+    if confinement is not None:
+        raise RuntimeError("The program launcher is not available on this node, so the job cannot run confined.")
     return subprocess.Popen(
         [str(runtime.runtime_python), spec.entrypoint],
         cwd=artifact_dir,

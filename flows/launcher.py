@@ -4,11 +4,13 @@ fresh child for each job (runs in the runtime environment; standard library only
     python launcher.py <control fd> <module,module,...>
 
 It serves one control socket (a socketpair end inherited from the Ray worker that started it).
-A request is one JSON line `{"cwd", "env", "entrypoint", "limits"}` sent with one file
-descriptor (SCM_RIGHTS): where the job's output goes. The launcher forks; the child becomes the
-program (its own session and process group, the job's environment, stdout and stderr on that
-descriptor, the entrypoint run as `__main__`), and the launcher answers `{"pid": N}`. When the child
-ends it sends `{"pid": N, "exit": code}` (a negative code is the signal that ended it).
+A request is one JSON line `{"cwd", "env", "entrypoint", "sandbox", "limits", "fresh"}` sent with one
+file descriptor (SCM_RIGHTS): where the job's output goes. The launcher forks; the child becomes the
+program: its own session and process group, confined to its job when `sandbox` holds a plan
+(flows/sandbox.py), under the job's resource limits, with the job's environment, stdout and stderr on
+that descriptor, and the entrypoint run as `__main__` (or, with `fresh`, a new interpreter started in
+its place). The launcher answers `{"pid": N}`; when the child ends it sends `{"pid": N, "exit": code}`
+(a negative code is the signal that ended it).
 
 The launcher is single-threaded, so a fork copies no half-held lock. It exits when its control
 socket closes or its parent dies.
@@ -27,6 +29,8 @@ import socket
 import sys
 import threading
 import traceback
+
+import sandbox  # flows/sandbox.py, beside this file
 
 MAX_FDS = 1
 
@@ -63,9 +67,11 @@ def become_program(job: dict, output: int, control: socket.socket) -> None:
         os.dup2(output, 1)
         os.dup2(output, 2)
         os.closerange(3, 65536)
-        for name, value in job.get("limits", {}).items():
-            limit = getattr(resource, name)
-            resource.setrlimit(limit, (value, value))
+        plan = job.get("sandbox")
+        if plan is not None:
+            plan["ro"].update({sys.prefix: sys.prefix, sys.base_prefix: sys.base_prefix})  # this interpreter
+            sandbox.enter(plan)  # from here on, PID 1 of the job's own namespaces
+        apply_limits(job.get("limits", {}))
         os.chdir(job["cwd"])
         os.environ.clear()
         os.environ.update(job["env"])
@@ -78,13 +84,34 @@ def become_program(job: dict, output: int, control: socket.socket) -> None:
         importlib.invalidate_caches()
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+        if job.get("fresh"):
+            os.execve(sys.executable, [sys.executable, job["entrypoint"]], job["env"])
     except BaseException:
         traceback.print_exc()
         os._exit(70)
-    run(entrypoint)
+    run(entrypoint, job.get("limits", {}).get("memory_mb"))
 
 
-def run(entrypoint: str) -> None:
+def apply_limits(limits: dict) -> None:
+    """The job's resource limits. Memory caps the private memory the program may add to what the
+    launcher's pre-imported modules already hold."""
+    if limits.get("memory_mb"):
+        # RLIMIT_DATA counts the heap and private mappings, not shared ones (a Ray object store is one).
+        with open("/proc/self/status") as status:
+            data_kib = next(int(line.split()[1]) for line in status if line.startswith("VmData:"))
+        cap = (data_kib + limits["memory_mb"] * 1024) * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+    for name, kind in (("processes", resource.RLIMIT_NPROC), ("open_files", resource.RLIMIT_NOFILE)):
+        if limits.get(name):
+            resource.setrlimit(kind, (limits[name], limits[name]))
+    if limits.get("file_mb"):
+        size = limits["file_mb"] * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    if limits.get("cpu_seconds"):
+        resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_seconds"], limits["cpu_seconds"] + 5))
+
+
+def run(entrypoint: str, memory_mb: int | None) -> None:
     try:
         runpy.run_path(entrypoint, run_name="__main__")
     except SystemExit as stop:
@@ -93,7 +120,9 @@ def run(entrypoint: str) -> None:
         print(stop.code, file=sys.stderr)
         finish(1)
     except MemoryError:
-        print("The program ran out of memory (the job's memory limit).", file=sys.stderr)
+        traceback.print_exc()
+        limit = f" ({memory_mb} MiB, QS_JOB_MEMORY_MB)" if memory_mb else ""
+        print(f"The program ran out of memory: it reached the job's memory limit{limit}.", file=sys.stderr)
         finish(1)
     except BaseException as error:  # reported as `python <entrypoint>` would, without this file's frames
         frames = error.__traceback__

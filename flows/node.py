@@ -23,6 +23,10 @@ class NodeRuntime(BaseModel):
     scratch: Path  # where jobs unpack, and where dependency sets are cached
     warm_interpreters: bool  # fork programs from the launcher
     launcher_modules: list[str]  # what the launcher imports first
+    sandbox: bool  # confine each program to its job
+    sandbox_uid: int
+    limits: dict[str, int]  # per job: memory_mb, processes, open_files, file_mb, cpu_seconds
+    tmp_mb: int
     allowed_dependencies_file: Path
     ray_cluster: str
     job_num_cpus: float
@@ -37,6 +41,16 @@ class NodeRuntime(BaseModel):
             scratch=settings.scratch,
             warm_interpreters=settings.warm_interpreters,
             launcher_modules=[name.strip() for name in settings.launcher_modules.split(",") if name.strip()],
+            sandbox=settings.sandbox,
+            sandbox_uid=settings.sandbox_uid,
+            limits={
+                "memory_mb": settings.job_memory_mb,
+                "processes": settings.job_max_processes,
+                "open_files": settings.job_max_open_files,
+                "file_mb": settings.job_max_file_mb,
+                "cpu_seconds": settings.job_cpu_seconds,
+            },
+            tmp_mb=settings.job_tmp_mb,
             allowed_dependencies_file=settings.allowed_dependencies_file,
             ray_cluster=settings.ray_cluster,
             job_num_cpus=settings.job_num_cpus,

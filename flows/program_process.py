@@ -24,10 +24,15 @@ from core.job_log import truncation_notice
 from core.job_spec import JobSpec
 from core.storage import Storage
 from flows.dependencies import DependencyInstallError, ensure_environment, install_specs
-from flows.launch import LAUNCHER_OF_THIS_WORKER, base_environment, start_program
+from flows.launch import DATA, FUNCTION_DATA, LAUNCHER_OF_THIS_WORKER, Confinement, base_environment, start_program
 from flows.node import NodeRuntime
 
 CHUNK_BYTES = 64 * 1024
+# Signals the kernel sends a process that reaches one of its limits (the memory limit is a MemoryError).
+LIMIT_SIGNALS: dict[int, str] = {
+    signal.SIGXCPU: "CPU time (QS_JOB_CPU_SECONDS)",
+    signal.SIGXFSZ: "file size (QS_JOB_MAX_FILE_MB)",
+}
 REMOTE_FLUSH_SECONDS = 0.5
 WAKE_SECONDS = 0.2
 
@@ -232,11 +237,14 @@ def program_environment(
             "ARGUMENTS_PATH": str(data_dir / "arguments" / f"{spec.job_id}.json"),
             "RESULTS_PATH": str(data_dir / "results" / f"{spec.job_id}.json"),
             "PYTHONUNBUFFERED": "1",
-            "RAY_ADDRESS": runtime.ray_cluster,
         }
     )
+    if runtime.sandbox:
+        # A confined program's `ray.init()` starts a Ray of its own inside its sandbox.
+        env["HOME"] = "/tmp"
+    else:
+        env["RAY_ADDRESS"] = runtime.ray_cluster
     if function_data is not None:
-        # Upstream mounts the provider area at /function_data; here it is wherever the node keeps it.
         env["FUNCTION_DATA_PATH"] = str(function_data)
     env.update(spec.program_env)
     if packages is not None:
@@ -290,8 +298,14 @@ def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, s
     (data_dir / "arguments").mkdir(parents=True, exist_ok=True)
     (data_dir / "results").mkdir(parents=True, exist_ok=True)
 
-    env = program_environment(spec, data_dir, runtime, packages, function_data[0] if function_data else None)
-    process = start_program(spec, artifact_dir, env, runtime, packages)
+    function_dir = function_data[0] if function_data else None
+    if runtime.sandbox:
+        confinement = Confinement(runtime, workdir, artifact_dir, data_dir, function_dir)
+        env = program_environment(spec, DATA, runtime, packages, FUNCTION_DATA if function_dir else None)
+    else:
+        confinement = None
+        env = program_environment(spec, data_dir, runtime, packages, function_dir)
+    process = start_program(spec, artifact_dir, env, runtime, packages, confinement)
     try:
         _pump(cast(io.BufferedReader, process.stdout), sink)
         exit_code = process.wait()
@@ -305,6 +319,8 @@ def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, s
         raise
     for area in areas:
         area.push()
+    if -exit_code in LIMIT_SIGNALS:
+        sink.write(f"The program reached the job's {LIMIT_SIGNALS[-exit_code]} limit and was ended.\n".encode())
     return exit_code
 
 

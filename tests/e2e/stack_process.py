@@ -69,6 +69,21 @@ def running_stack(
             process.kill()
 
 
+def job_processes(job_id: str) -> set[int]:
+    """Host pids of every process of a job: the program and whatever it started carry the job's id in
+    their environment (they see only their own PID namespace, so they cannot tell their host pids)."""
+    marker = f"ENV_JOB_ID_GATEWAY={job_id}".encode()
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.add(int(entry.name))
+            except OSError:  # ended meanwhile, or not ours to read
+                continue
+    return found
+
+
 def manage(data_dir: Path, *args: str, extra: dict[str, str] | None = None) -> str:
     """Run the admin CLI (`python -m gateway.cli …`) against a test stack's store."""
     done = subprocess.run(

@@ -10,6 +10,7 @@ from conftest import TERMINAL, Stack, upload, wait_for
 from qiskit import QuantumCircuit
 from qiskit_serverless import ServerlessClient
 from qiskit_serverless.exception import QiskitServerlessException
+from stack_process import job_processes
 
 
 def bell() -> QuantumCircuit:
@@ -73,38 +74,33 @@ def test_update_status_shows_sub_status(client: ServerlessClient) -> None:
     assert any(event.event_type == "SUB_STATUS_CHANGE" for event in job.events())
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _wait_file(path, timeout: float = 60) -> int:  # type: ignore[no-untyped-def]
+def _wait_file(path, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return int(path.read_text())
+    while not (path.exists() and path.read_text().strip()):
+        assert time.monotonic() < deadline, f"{path} never written"
         time.sleep(0.1)
-    raise AssertionError(f"{path} never written")
 
 
 def test_stop_kills_program_and_its_ray_task(stack: Stack, client: ServerlessClient) -> None:
+    """The program starts a Ray of its own inside its sandbox; a stop ends it, its task and every
+    process the job started."""
     job = upload(client, "stoppable", "stoppable").run()
-    program_pid = _wait_file(stack.user_area() / f"{job.job_id}.program.pid")
-    task_pid = _wait_file(stack.user_area() / f"{job.job_id}.task.pid")
+    _wait_file(stack.user_area() / f"{job.job_id}.program.pid")
+    _wait_file(stack.user_area() / f"{job.job_id}.task.pid")
     assert wait_for(job, {"RUNNING"}) == "RUNNING"
+    processes = job_processes(job.job_id)
+    assert len(processes) >= 2, "the program and the Ray task it started"
+    namespaces = {os.readlink(f"/proc/{pid}/ns/pid") for pid in processes}
+    assert len(namespaces) == 1 and namespaces != {os.readlink("/proc/self/ns/pid")}, "all in the job's own"
 
     message = client.stop(job.job_id, service=None)
     assert message.startswith("Job has been stopped.")
     assert message.endswith("Serverless job was running and has been stopped.")
     assert wait_for(job, TERMINAL, timeout=30) == "CANCELED"
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and (_alive(program_pid) or _alive(task_pid)):
+    while time.monotonic() < deadline and job_processes(job.job_id):
         time.sleep(0.1)
-    assert not _alive(program_pid), "the program's process survived the stop"
-    assert not _alive(task_pid), "the Ray task the program started survived the stop"
+    assert not job_processes(job.job_id), "a process of the job survived the stop"
     assert "sleeping" in job.logs()
     assert client.stop(job.job_id, service=None).startswith("Job already in terminal state.")
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import REPO_ROOT
-from flows.launch import Launched, Launcher
+from core.settings import REPO_ROOT, Settings
+from flows.launch import Confinement, Launched, Launcher
+from flows.node import NodeRuntime
 
 RUNTIME_PYTHON = REPO_ROOT / ".venv-runtime" / "bin" / "python"
 PRELOAD = ["qiskit_serverless"]
@@ -95,3 +96,32 @@ def test_packages_that_shadow_preloaded_modules_need_a_fresh_interpreter(launche
     assert not launcher.conflicts(None)
     (tmp_path / "qiskit_serverless").rmdir()
     assert not launcher.conflicts(tmp_path)
+
+
+def test_a_confined_program_sees_only_its_job(launcher: Launcher, tmp_path: Path) -> None:
+    runtime = NodeRuntime.of(Settings(data_dir=tmp_path, runtime_python=RUNTIME_PYTHON, job_tmp_mb=64))
+    workdir, data = tmp_path / "job", tmp_path / "area"
+    artifact = workdir / "artifact"
+    artifact.mkdir(parents=True)
+    data.mkdir()
+    (data / "mine.txt").write_text("my data")
+    (tmp_path / "secret.txt").write_text("platform")
+    source = (
+        "import os\n"
+        f"print(os.getpid(), os.getuid() != 0, os.path.exists({str(tmp_path / 'secret.txt')!r}))\n"
+        "print(open('/data/mine.txt').read(), sorted(p for p in os.listdir('/proc') if p.isdigit()))\n"
+        "open('/data/written.txt', 'w').write('from the job')\n"
+        "try:\n"
+        "    open(os.path.join(os.path.dirname(os.__file__), 'planted.py'), 'w')\n"
+        "except OSError as error:\n"
+        "    print(type(error).__name__)\n"
+    )
+    (artifact / "main.py").write_text(source)
+    plan = Confinement(runtime, workdir, artifact, data, None).plan(None)
+    launched = launcher.launch(
+        {"cwd": str(artifact), "env": {"PATH": "/usr/bin:/bin"}, "entrypoint": "main.py", "sandbox": plan}
+    )
+    assert launched is not None
+    text, code = output_and_code(launched)
+    assert (text, code) == ("1 True False\nmy data ['1']\nOSError\n", 0)
+    assert (data / "written.txt").read_text() == "from the job", "/data is the job's area"

@@ -1,0 +1,63 @@
+"""A program is a tenant: it sees its own job and nothing of the platform (flows/sandbox.py).
+
+A hostile program tries to read the platform's databases, source, venvs, other users' areas and job
+specs, to write into the runtime, and to read platform processes' environments; every attempt fails,
+while its own /data works. The reference tutorials' /data paths work on local storage and on S3, and
+a program past its memory limit ends FAILED with a message naming the limit.
+"""
+
+from __future__ import annotations
+
+from conftest import LIMITS, TERMINAL, Stack, upload, wait_for
+from qiskit_serverless import ServerlessClient
+from stack_process import ROOT
+
+
+def test_a_hostile_program_reaches_nothing_of_the_platform(stack: Stack, client: ServerlessClient) -> None:
+    other = stack.data_dir / "storage" / "users" / "otheruser"
+    other.mkdir(parents=True, exist_ok=True)
+    (other / "secret.txt").write_text("other user's")
+    unreadable = [
+        stack.data_dir / "gateway.db",
+        stack.data_dir / "prefect" / "prefect.db",
+        other,
+        other / "secret.txt",
+        stack.data_dir / "storage" / "jobs",
+        stack.data_dir / "storage" / "programs",
+        ROOT / "gateway" / "app.py",
+        ROOT / ".venv" / "bin" / "python",
+        "/root/.bashrc",
+        "/etc/shadow",
+    ]
+    unwritable = [ROOT / "gateway", ROOT / ".venv-runtime" / "bin", stack.data_dir]
+    job = upload(client, "hostile", "hostile").run(
+        unreadable=[str(path) for path in unreadable], unwritable=[str(path) for path in unwritable]
+    )
+    assert wait_for(job, TERMINAL) == "DONE", job.logs()
+    report = job.result()
+    assert report["leaks"] == []
+    assert report["processes"] == [1], "only the program's own process is visible"
+    assert report["uid"] != 0
+    assert (report["own_data"], report["data_path"]) == ("mine", "/data")
+    assert (stack.user_area() / "own.txt").read_text() == "mine", "its /data is the user's area"
+    assert not (ROOT / "gateway" / "planted.txt").exists()
+
+
+def test_reference_programs_write_and_read_slash_data(any_stack: Stack) -> None:
+    client = any_stack.client()
+    produced = upload(client, "producer-data", "data_producer").run(payload="from the producer")
+    assert wait_for(produced, TERMINAL) == "DONE", produced.logs()
+    consumed = upload(client, "consumer-data", "data_consumer").run()
+    assert wait_for(consumed, TERMINAL) == "DONE", consumed.logs()
+    assert consumed.result() == {"payload": "from the producer"}
+    assert "out.tar" in client.files(client.function("producer-data"))
+
+
+def test_a_program_past_its_memory_limit_fails_and_the_next_job_runs(client: ServerlessClient) -> None:
+    limit = int(LIMITS["QS_JOB_MEMORY_MB"])
+    hog = upload(client, "memory-hog", "memory_hog").run(megabytes=limit + 512)
+    assert wait_for(hog, TERMINAL) == "ERROR"
+    assert f"memory limit ({limit} MiB, QS_JOB_MEMORY_MB)" in hog.logs()
+    small = client.function("memory-hog").run(megabytes=16)
+    assert wait_for(small, TERMINAL) == "DONE", small.logs()
+    assert "allocated 16777216" in small.logs()
