@@ -107,6 +107,7 @@ def _install(wanted: list[str], root: Path, key: str, python: Path) -> None:
             errors = [line for line in lines if line.startswith("ERROR")] or lines
             detail = "\n".join(errors[-ERROR_LINES:])
             raise DependencyInstallError(f"Installing dependencies failed (pip exit code {done.returncode}):\n{detail}")
+        staging.chmod(0o755)  # mkdtemp makes it private; programs run as another user read it
         os.rename(staging, root / key)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -21,6 +21,7 @@ def test_ensure_environment_installs_from_the_index_once(tmp_path: Path) -> None
     target = ensure_environment(["mergedeep==1.3.4"], root, RUNTIME_PYTHON, log=lines.append)
     first = time.monotonic() - started
     assert target is not None and (target / "mergedeep" / "__init__.py").is_file()
+    assert target.stat().st_mode & 0o777 == 0o755, "confined programs run as another user and must read it"
     before = target.stat()
 
     started = time.monotonic()
