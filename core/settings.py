@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         default=8, description="Logical CPUs of the embedded Ray head: the number of jobs that run at once."
     )
     job_num_cpus: float = Field(default=1.0, description="Ray CPUs reserved by one job's executor task.")
+    ray_auth_token_file: Path | None = Field(
+        default=None,
+        description="File holding the Ray cluster's token (RAY_AUTH_MODE=token); the embedded head's is "
+        "<data_dir>/ray-auth-token, generated on first start.",
+    )
 
     # Storage
     storage_url: str | None = Field(
@@ -109,6 +114,14 @@ class Settings(BaseSettings):
         return self.ray_address or f"127.0.0.1:{self.ray_port}"
 
     @property
+    def ray_token_path(self) -> Path | None:
+        """Where the Ray cluster's token is: set, or the embedded head's own (an external cluster
+        without the setting takes RAY_AUTH_* from the environment)."""
+        if self.ray_auth_token_file is not None:
+            return self.ray_auth_token_file.resolve()
+        return None if self.ray_address else (self.data_dir / "ray-auth-token").resolve()
+
+    @property
     def storage_root(self) -> str:
         return self.storage_url or f"file://{(self.data_dir / 'storage').resolve()}"
 
@@ -144,4 +157,11 @@ def platform_env(settings: Settings) -> dict[str, str]:
             "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
         }
     )
+    env.update(ray_auth_env(settings))
     return env
+
+
+def ray_auth_env(settings: Settings) -> dict[str, str]:
+    """What a Ray process needs to join the cluster: where its token is (never the token itself)."""
+    path = settings.ray_token_path
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(path)} if path is not None else {}

@@ -8,6 +8,7 @@ an existing Prefect server or Ray cluster means that part is not started here.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from core.settings import Settings, platform_env
+from core.settings import Settings, platform_env, ray_auth_env
 
 BIN = Path(sys.executable).parent
 
@@ -27,12 +28,12 @@ class Stack:
         self.logs = settings.data_dir / "logs"
         self.env = {**os.environ, **platform_env(settings)}
 
-    def _spawn(self, name: str, command: list[str], extra_env: dict[str, str] | None = None) -> None:
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         log_file = open(self.logs / f"{name}.log", "ab")
         process = subprocess.Popen(
             command,
-            env={**self.env, **(extra_env or {})},
+            env=env if env is not None else self.env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -67,6 +68,7 @@ class Stack:
                     str(settings.prefect_port),
                 ],
                 {
+                    **self.env,
                     "PREFECT_HOME": str((settings.data_dir / "prefect").resolve()),
                     "PREFECT_UI_API_URL": settings.prefect_url,
                 },
@@ -85,6 +87,7 @@ class Stack:
                     "--temp-dir", str((settings.data_dir / "ray").resolve()),
                     "--disable-usage-stats",
                 ],
+                ray_environment(settings),
             )  # fmt: skip
             self._wait("ray", lambda: _tcp_ok(settings.ray_cluster), 90)
         self._spawn("executor", [sys.executable, "-m", "deployments.executor"])
@@ -115,6 +118,20 @@ class Stack:
                     print(f"{name} exited with {process.returncode}; see {self.logs / (name + '.log')}", flush=True)
                     return
             time.sleep(1)
+
+
+def ray_environment(settings: Settings) -> dict[str, str]:
+    """The embedded Ray head's whole environment: no platform setting or secret (its workers get what
+    they need from the executor), and its token, generated on first start."""
+    path = settings.ray_token_path
+    assert path is not None  # the embedded head always has one
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "LC_ALL", "TZ") if name in os.environ}
+    return {**env, **ray_auth_env(settings)}
 
 
 def _http_ok(url: str) -> bool:

@@ -8,9 +8,12 @@ a program past its memory limit ends FAILED with a message naming the limit.
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 from conftest import LIMITS, TERMINAL, Stack, upload, wait_for
 from qiskit_serverless import ServerlessClient
-from stack_process import ROOT
+from stack_process import PLATFORM_PYTHON, ROOT, TEST_PORTS
 
 
 def test_a_hostile_program_reaches_nothing_of_the_platform(stack: Stack, client: ServerlessClient) -> None:
@@ -61,3 +64,12 @@ def test_a_program_past_its_memory_limit_fails_and_the_next_job_runs(client: Ser
     small = client.function("memory-hog").run(megabytes=16)
     assert wait_for(small, TERMINAL) == "DONE", small.logs()
     assert "allocated 16777216" in small.logs()
+
+
+def test_the_platform_ray_cluster_refuses_a_driver_without_its_token(stack: Stack, tmp_path: Path) -> None:
+    """What a program could try from its sandbox (it shares the host's network): join the cluster."""
+    join = f"import ray; ray.init(address='127.0.0.1:{TEST_PORTS['QS_RAY_PORT']}'); print('joined')"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no RAY_AUTH_*, no ~/.ray/auth_token
+    done = subprocess.run([str(PLATFORM_PYTHON), "-c", join], env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode != 0 and "joined" not in done.stdout
+    assert "InvalidAuthToken" in done.stderr or "Authentication" in done.stderr, done.stderr[-2000:]
