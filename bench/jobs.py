@@ -116,8 +116,12 @@ def stop_times(url: str, client: ServerlessClient, data_dir: Path, runs: int) ->
     return gone, canceled
 
 
-def baseline(runs: int) -> dict[str, list[float]]:
-    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{TEST_PORTS['QS_PREFECT_PORT']}/api"}
+def baseline(runs: int, data_dir: Path) -> dict[str, list[float]]:
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": f"http://127.0.0.1:{TEST_PORTS['QS_PREFECT_PORT']}/api",
+        "PREFECT_PROFILES_PATH": str(data_dir / "prefect-profiles.toml"),
+    }
     output = subprocess.run(
         [str(PLATFORM_PYTHON), str(HERE / "prefect_baseline.py"), str(runs)],
         env=env, capture_output=True, text=True, check=True, timeout=900,
@@ -133,7 +137,7 @@ def main() -> None:
         busy_running, busy_done = latency(url, client, runs, gap=0.0)
         lags = log_lag(url, client)
         gone, canceled = stop_times(url, client, Path(temp), 5)
-        plain = baseline(max(5, runs // 2))
+        plain = baseline(max(5, runs // 2), Path(temp))
     print("\n== Qiskit Serverless on Prefect: job latency (this machine) ==")
     print(summary("submit -> RUNNING (3 s apart)", idle_running))
     print(summary("submit -> DONE (3 s apart)", idle_done))

@@ -13,12 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 
 from core.settings import Settings, platform_env, ray_auth_env
 
 BIN = Path(sys.executable).parent
+PROFILE = "qiskit-serverless"
 
 
 class Stack:
@@ -26,6 +28,10 @@ class Stack:
         self.settings = settings
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.logs = settings.data_dir / "logs"
+        self.prefect_login: str | None = None
+        if settings.prefect_api_url is None:
+            self.prefect_login = prefect_credentials(settings)
+            os.environ["PREFECT_PROFILES_PATH"] = str(prefect_profiles(settings))
         self.env = {**os.environ, **platform_env(settings)}
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
@@ -120,6 +126,28 @@ class Stack:
             time.sleep(1)
 
 
+def prefect_profiles(settings: Settings) -> Path:
+    return (settings.data_dir / "prefect-profiles.toml").resolve()
+
+
+def prefect_credentials(settings: Settings) -> str:
+    """The embedded Prefect server's credentials, generated on first start into a Prefect profiles
+    file (mode 0600) that every platform process reads through PREFECT_PROFILES_PATH, so the string
+    itself is in no environment (nor in the Ray workers' runtime_env). Returns the UI login."""
+    path = prefect_profiles(settings)
+    if not path.exists():
+        login = f"admin:{secrets.token_urlsafe(24)}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(
+                f'active = "{PROFILE}"\n\n[profiles.{PROFILE}]\n'
+                f'PREFECT_API_AUTH_STRING = "{login}"\nPREFECT_SERVER_API_AUTH_STRING = "{login}"\n'
+            )
+    with path.open("rb") as handle:
+        return str(tomllib.load(handle)["profiles"][PROFILE]["PREFECT_API_AUTH_STRING"])
+
+
 def ray_environment(settings: Settings) -> dict[str, str]:
     """The embedded Ray head's whole environment: no platform setting or secret (its workers get what
     they need from the executor), and its token, generated on first start."""
@@ -166,11 +194,12 @@ def main() -> None:
     try:
         stack.start()
         base = f"http://{settings.host}:{settings.port}"
+        login = f"  (login: {stack.prefect_login})" if stack.prefect_login else ""
         print(
             "\nQiskit Serverless on Prefect is running.\n"
             f"  API:        {base}/api/v1/\n"
             f"  API docs:   {base}/docs\n"
-            f"  Prefect UI: {settings.prefect_url.removesuffix('/api')}\n"
+            f"  Prefect UI: {settings.prefect_url.removesuffix('/api')}{login}\n"
             f"  Ray:        {settings.ray_cluster}\n"
             f"  Storage:    {settings.storage_root}\n"
             f"  Directory:  {settings.seed_file or 'no seed file'} (add users: python -m gateway.cli users add NAME)\n"

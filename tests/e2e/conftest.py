@@ -80,6 +80,7 @@ def s3_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "QS_PREFECT_API_URL": f"http://127.0.0.1:{TEST_PORTS['QS_PREFECT_PORT']}/api",
             "QS_RAY_ADDRESS": f"127.0.0.1:{TEST_PORTS['QS_RAY_PORT']}",
             "QS_RAY_AUTH_TOKEN_FILE": str(stack.data_dir / "ray-auth-token"),
+            "PREFECT_PROFILES_PATH": str(stack.data_dir / "prefect-profiles.toml"),
             "QS_WORK_POOL": "qiskit-serverless-s3",
             "QS_STORAGE_URL": "s3://qs-test/platform",
             "QS_S3_ENDPOINT_URL": endpoint,

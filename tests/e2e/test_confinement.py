@@ -9,8 +9,10 @@ a program past its memory limit ends FAILED with a message naming the limit.
 from __future__ import annotations
 
 import subprocess
+import tomllib
 from pathlib import Path
 
+import requests
 from conftest import LIMITS, TERMINAL, Stack, upload, wait_for
 from qiskit_serverless import ServerlessClient
 from stack_process import PLATFORM_PYTHON, ROOT, TEST_PORTS
@@ -73,3 +75,16 @@ def test_the_platform_ray_cluster_refuses_a_driver_without_its_token(stack: Stac
     done = subprocess.run([str(PLATFORM_PYTHON), "-c", join], env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode != 0 and "joined" not in done.stdout
     assert "InvalidAuthToken" in done.stderr or "Authentication" in done.stderr, done.stderr[-2000:]
+
+
+def test_the_prefect_api_requires_its_credentials(stack: Stack) -> None:
+    api = f"http://127.0.0.1:{TEST_PORTS['QS_PREFECT_PORT']}/api"
+    assert requests.get(f"{api}/health", timeout=10).status_code == 200, "probes stay open"
+    assert requests.post(f"{api}/flow_runs/filter", json={}, timeout=10).status_code == 401
+    wrong = requests.post(f"{api}/flow_runs/filter", json={}, auth=("admin", "guess"), timeout=10)
+    assert wrong.status_code == 401
+    with (stack.data_dir / "prefect-profiles.toml").open("rb") as handle:
+        login = tomllib.load(handle)["profiles"]["qiskit-serverless"]["PREFECT_API_AUTH_STRING"]
+    user, _, password = login.partition(":")
+    allowed = requests.post(f"{api}/flow_runs/filter", json={"limit": 1}, auth=(user, password), timeout=10)
+    assert allowed.status_code == 200
