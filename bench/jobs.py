@@ -2,9 +2,12 @@
 
     make bench            (or: .venv-runtime/bin/python bench/jobs.py [runs])
 
-Reports submit→RUNNING and submit→DONE (p50/p95) over hello-world jobs, live-log lag,
-stop→process-gone and stop→CANCELED, and the same submit→RUNNING for a plain Prefect
-deployment on a default process worker as the baseline ratio.
+Reports submit→RUNNING and submit→DONE (p50/p95) over hello-world jobs, spaced apart and back to
+back; live-log lag; stop→every process of the job gone and stop→CANCELED; a tutorial-sized program
+(a circuit transpiled and sampled on a fake backend) against its own run time in a warm interpreter;
+the launcher's resident memory and a running job's private memory; and, as anchors in the same run,
+a cold interpreter's imports (what a program pays without the launcher) and submit→RUNNING for a
+plain Prefect deployment on a default process worker.
 """
 
 from __future__ import annotations
@@ -116,6 +119,91 @@ def stop_times(url: str, client: ServerlessClient, data_dir: Path, runs: int) ->
     return gone, canceled
 
 
+RUNTIME_PYTHON = HERE.parent / ".venv-runtime" / "bin" / "python"
+PRELOADED = "import qiskit_serverless, qiskit, qiskit_ibm_runtime"
+
+
+def cold_imports(runs: int) -> list[float]:
+    """Anchor: what a program pays before its first line without the launcher (a fresh interpreter
+    importing what the launcher pre-imports)."""
+    times = []
+    for _ in range(runs):
+        start = time.monotonic()
+        subprocess.run([str(RUNTIME_PYTHON), "-c", PRELOADED], check=True)
+        times.append(time.monotonic() - start)
+    return times
+
+
+def tutorial(url: str, client: ServerlessClient, runs: int) -> tuple[list[float], list[float]]:
+    """The tutorial program through the platform (submit -> DONE), and its own run time as the first
+    call in an interpreter that has already imported the runtime (what a forked child starts from)."""
+    function = upload(client, "bench-tutorial", "tutorial")
+    done: list[float] = []
+    for _ in range(runs):
+        start = time.monotonic()
+        job = function.run(qubits=5)
+        while (current := status_of(url, job.job_id)) not in ("SUCCEEDED", "FAILED", "STOPPED"):
+            time.sleep(0.01)
+        assert current == "SUCCEEDED", job.logs()
+        done.append(time.monotonic() - start)
+    own: list[float] = []
+    timing = (
+        f"import sys, time; {PRELOADED}; sys.path.insert(0, {str(HERE / 'programs' / 'tutorial')!r}); "
+        "import main; start = time.monotonic(); main.main(5); print(time.monotonic() - start)"
+    )
+    for _ in range(runs):
+        output = subprocess.run([str(RUNTIME_PYTHON), "-c", timing], check=True, capture_output=True, text=True)
+        own.append(float(output.stdout.split()[-1]))
+    return done, own
+
+
+def private_mb(pid: int) -> float:
+    """Memory only this process holds (no pages shared with the launcher it was forked from)."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0.0
+    kib = sum(
+        int(line.split()[1]) for line in rollup.splitlines() if line.startswith(("Private_Clean", "Private_Dirty"))
+    )
+    return kib / 1024
+
+
+def memory(url: str, client: ServerlessClient, data_dir: Path) -> tuple[list[float], list[float]]:
+    """Resident memory of each worker's launcher, and private memory of a running job's processes."""
+    launchers = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"flows/launcher.py" in (entry / "cmdline").read_bytes():
+                status = (entry / "status").read_text().splitlines()
+                rss_kib = int(next(line for line in status if line.startswith("VmRSS")).split()[1])
+                launchers.append(rss_kib / 1024)
+        except (OSError, StopIteration):
+            continue
+    function = upload(client, "bench-stoppable", "stoppable")
+    children = []
+    for _ in range(3):
+        job = function.run()
+        pid_file = data_dir / "storage" / "users" / "mockuser" / f"{job.job_id}.pid"
+        while not (pid_file.exists() and pid_file.read_text()):
+            time.sleep(0.05)
+        children.append(sum(private_mb(pid) for pid in job_processes(job.job_id)))
+        requests.post(f"{url}/api/v1/jobs/{job.job_id}/stop/", headers=HEADERS, json={"service": "null"}, timeout=30)
+        while status_of(url, job.job_id) != "STOPPED":
+            time.sleep(0.05)
+    return launchers, children
+
+
+def ray_jobs(runs: int, data_dir: Path) -> dict[str, list[float]]:
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(data_dir / "ray-auth-token")}
+    dashboard = f"http://127.0.0.1:{TEST_PORTS['QS_RAY_DASHBOARD_PORT']}"
+    output = subprocess.run(
+        [str(PLATFORM_PYTHON), str(HERE / "ray_jobs_baseline.py"), dashboard, str(RUNTIME_PYTHON), str(runs)],
+        env=env, capture_output=True, text=True, check=True, timeout=900,
+    )  # fmt: skip
+    return json.loads(output.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def baseline(runs: int, data_dir: Path) -> dict[str, list[float]]:
     env = {
         **os.environ,
@@ -137,7 +225,11 @@ def main() -> None:
         busy_running, busy_done = latency(url, client, runs, gap=0.0)
         lags = log_lag(url, client)
         gone, canceled = stop_times(url, client, Path(temp), 5)
+        tutorial_done, tutorial_own = tutorial(url, client, max(5, runs // 2))
+        launchers, children = memory(url, client, Path(temp))
+        ray_plain = ray_jobs(max(5, runs // 2), Path(temp))
         plain = baseline(max(5, runs // 2), Path(temp))
+    cold = cold_imports(5)
     print("\n== Qiskit Serverless on Prefect: job latency (this machine) ==")
     print(summary("submit -> RUNNING (3 s apart)", idle_running))
     print(summary("submit -> DONE (3 s apart)", idle_done))
@@ -146,6 +238,15 @@ def main() -> None:
     print(summary("live-log lag", lags))
     print(summary("stop -> program process gone", gone))
     print(summary("stop -> CANCELED", canceled))
+    print(summary("tutorial program: submit -> DONE", tutorial_done))
+    print(summary("tutorial program: own run, warm", tutorial_own))
+    overhead = statistics.median(tutorial_done) - statistics.median(tutorial_own)
+    print(f"{'tutorial: platform overhead (p50 diff)':<38} {overhead:6.3f} s")
+    print(f"{'launcher RSS per Ray worker':<38} {', '.join(f'{mb:.0f}' for mb in launchers)} MB")
+    print(f"{'running job private memory (USS)':<38} {', '.join(f'{mb:.1f}' for mb in children)} MB")
+    print(summary("anchor: cold interpreter + imports", cold))
+    print(summary("anchor: plain Ray job -> RUNNING", ray_plain["to_running"]))
+    print(summary("anchor: plain Ray job -> DONE", ray_plain["to_done"]))
     print(summary("baseline: process worker -> RUNNING", plain["to_running"]))
     print(summary("baseline: process worker -> DONE", plain["to_done"]))
     ratio = statistics.median(plain["to_running"]) / statistics.median(idle_running)

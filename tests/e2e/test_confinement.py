@@ -88,3 +88,12 @@ def test_the_prefect_api_requires_its_credentials(stack: Stack) -> None:
     user, _, password = login.partition(":")
     allowed = requests.post(f"{api}/flow_runs/filter", json={"limit": 1}, auth=(user, password), timeout=10)
     assert allowed.status_code == 200
+
+
+def test_ray_tasks_of_a_program_carry_qiskit_objects(client: ServerlessClient) -> None:
+    """Its `ray.init()` starts a Ray of the job's own, whose workers run the runtime with qiskit."""
+    job = upload(client, "ray-fanout", "ray_fanout").run(circuits=4)
+    assert wait_for(job, TERMINAL, timeout=240) == "DONE", job.logs()
+    result = job.result()
+    assert result["count"] == 4
+    assert set(result["basis"]) <= {"cx", "rz", "sx", "x", "measure", "barrier"}
