@@ -11,17 +11,20 @@ import time
 
 from ray.job_submission import JobStatus, JobSubmissionClient
 
+# The hello program without save_result's call to a gateway (there is none here).
 HELLO = "from qiskit_serverless import get_arguments, save_result; print('hello', get_arguments())"
 
 
 def main() -> None:
-    dashboard, python, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    dashboard, python, runs, arguments = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     client = JobSubmissionClient(dashboard)
     to_running: list[float] = []
     to_done: list[float] = []
     for _ in range(runs):
         start = time.monotonic()
-        job = client.submit_job(entrypoint=f'{python} -c "{HELLO}"')
+        job = client.submit_job(
+            entrypoint=f'{python} -c "{HELLO}"', runtime_env={"env_vars": {"ARGUMENTS_PATH": arguments}}
+        )
         running = None
         while (status := client.get_job_status(job)) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
             if status == JobStatus.RUNNING and running is None:
