@@ -70,18 +70,23 @@ def running_stack(
 
 
 def job_processes(job_id: str) -> set[int]:
-    """Host pids of every process of a job: the program and whatever it started carry the job's id in
-    their environment (they see only their own PID namespace, so they cannot tell their host pids)."""
-    marker = f"ENV_JOB_ID_GATEWAY={job_id}".encode()
-    found: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "environ").read_bytes().split(b"\0"):
-                    found.add(int(entry.name))
-            except OSError:  # ended meanwhile, or not ours to read
-                continue
-    return found
+    """Host pids of every process of a job: the launcher names the job's first process `job-<id>`
+    (flows/launcher.py), and whatever the program starts shares its PID namespace."""
+
+    def read(pid: str, name: str) -> str:
+        try:
+            return (
+                os.readlink(f"/proc/{pid}/{name}")
+                if name.startswith("ns/")
+                else Path(f"/proc/{pid}/{name}").read_text()
+            )
+        except OSError:  # ended meanwhile
+            return ""
+
+    pids = [entry.name for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    tagged = {pid for pid in pids if read(pid, "comm").strip() == f"job-{job_id[:11]}"}
+    namespaces = {read(pid, "ns/pid") for pid in tagged} - {read("self", "ns/pid"), ""}
+    return {int(pid) for pid in pids if pid in tagged or read(pid, "ns/pid") in namespaces}
 
 
 def manage(data_dir: Path, *args: str, extra: dict[str, str] | None = None) -> str:

@@ -88,10 +88,10 @@ def test_stop_kills_program_and_its_ray_task(stack: Stack, client: ServerlessCli
     _wait_file(stack.user_area() / f"{job.job_id}.program.pid")
     _wait_file(stack.user_area() / f"{job.job_id}.task.pid")
     assert wait_for(job, {"RUNNING"}) == "RUNNING"
-    processes = job_processes(job.job_id)
-    assert len(processes) >= 2, "the program and the Ray task it started"
-    namespaces = {os.readlink(f"/proc/{pid}/ns/pid") for pid in processes}
-    assert len(namespaces) == 1 and namespaces != {os.readlink("/proc/self/ns/pid")}, "all in the job's own"
+    namespace = {pid: os.readlink(f"/proc/{pid}/ns/pid") for pid in job_processes(job.job_id)}
+    inside = {pid for pid, ns in namespace.items() if ns != os.readlink("/proc/self/ns/pid")}
+    assert len(inside) >= 3, "the program, its Ray and the task it started"
+    assert len({namespace[pid] for pid in inside}) == 1, "all in the job's own PID namespace"
 
     message = client.stop(job.job_id, service=None)
     assert message.startswith("Job has been stopped.")
