@@ -156,20 +156,23 @@ def finish(code: int) -> None:
 
 
 def reap(control: socket.socket, children: set[int]) -> None:
-    while children:
+    """Collect every ended child: the programs (their exit codes go to the Ray worker) and the
+    orphans of killed programs, which come to us as the subreaper instead of lingering as zombies."""
+    while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
-        children.discard(pid)
-        code = os.waitstatus_to_exitcode(status)
-        send(control, {"pid": pid, "exit": code})
+        if pid in children:
+            children.discard(pid)
+            send(control, {"pid": pid, "exit": os.waitstatus_to_exitcode(status)})
 
 
 def serve(control: socket.socket) -> None:
     parent = os.getppid()
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     children: set[int] = set()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)

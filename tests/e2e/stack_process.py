@@ -83,7 +83,12 @@ def job_processes(job_id: str) -> set[int]:
         except OSError:  # ended meanwhile
             return ""
 
-    pids = [entry.name for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    # A zombie holds nothing but its exit status: it is gone for this purpose.
+    pids = [
+        entry.name
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and ") Z " not in read(entry.name, "stat")
+    ]
     tagged = {pid for pid in pids if read(pid, "comm").strip() == f"job-{job_id[:11]}"}
     namespaces = {read(pid, "ns/pid") for pid in tagged} - {read("self", "ns/pid"), ""}
     return {int(pid) for pid in pids if pid in tagged or read(pid, "ns/pid") in namespaces}
