@@ -13,6 +13,7 @@ A plan is `{"root": scratch dir for the new root, "ro": {inside: outside}, "rw":
 
 import ctypes
 import os
+import platform
 import signal
 
 CLONE_NEWNS = 0x00020000
@@ -20,7 +21,6 @@ CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
 MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
@@ -30,6 +30,7 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}  # the syscall's number (no libc wrapper)
 UNPRIVILEGED_ID = 1000  # the program's uid and gid inside its namespace when the platform is not root
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -99,7 +100,7 @@ def build_root(plan: dict) -> None:
 def pivot(root: str) -> None:
     old = os.path.join(root, ".old-root")
     os.makedirs(old, exist_ok=True)
-    _check(_libc.syscall(155, root.encode(), old.encode()), "pivot_root")  # SYS_pivot_root on x86_64
+    _check(_libc.syscall(PIVOT_ROOT[platform.machine()], root.encode(), old.encode()), "pivot_root")
     os.chdir("/")
     _check(_libc.umount2(b"/.old-root", MNT_DETACH), "umount old root")
     os.rmdir("/.old-root")
