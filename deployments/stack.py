@@ -126,6 +126,15 @@ class Stack:
             time.sleep(1)
 
 
+def write_secret_once(path: Path, content: str) -> None:
+    """Create a file only its owner can read, the first time; later starts keep what it holds."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        handle.write(content)
+
+
 def prefect_profiles(settings: Settings) -> Path:
     return (settings.data_dir / "prefect-profiles.toml").resolve()
 
@@ -135,15 +144,12 @@ def prefect_credentials(settings: Settings) -> str:
     file (mode 0600) that every platform process reads through PREFECT_PROFILES_PATH, so the string
     itself is in no environment (nor in the Ray workers' runtime_env). Returns the UI login."""
     path = prefect_profiles(settings)
-    if not path.exists():
-        login = f"admin:{secrets.token_urlsafe(24)}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(
-                f'active = "{PROFILE}"\n\n[profiles.{PROFILE}]\n'
-                f'PREFECT_API_AUTH_STRING = "{login}"\nPREFECT_SERVER_API_AUTH_STRING = "{login}"\n'
-            )
+    login = f"admin:{secrets.token_urlsafe(24)}"
+    write_secret_once(
+        path,
+        f'active = "{PROFILE}"\n\n[profiles.{PROFILE}]\n'
+        f'PREFECT_API_AUTH_STRING = "{login}"\nPREFECT_SERVER_API_AUTH_STRING = "{login}"\n',
+    )
     with path.open("rb") as handle:
         return str(tomllib.load(handle)["profiles"][PROFILE]["PREFECT_API_AUTH_STRING"])
 
@@ -153,11 +159,7 @@ def ray_environment(settings: Settings) -> dict[str, str]:
     they need from the executor), and its token, generated on first start."""
     path = settings.ray_token_path
     assert path is not None  # the embedded head always has one
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_hex(32))
+    write_secret_once(path, secrets.token_hex(32))
     env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "LC_ALL", "TZ") if name in os.environ}
     return {**env, **ray_auth_env(settings)}
 
