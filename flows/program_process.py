@@ -226,9 +226,12 @@ def program_environment(
 ) -> dict[str, str]:
     """System variables first, then the program's own env_vars on top (docs/architecture.md, Program environment).
 
-    The directory of the program's dependencies, if any, leads PYTHONPATH (cold start) and
-    a program forked by the launcher gets PYTHONPATH on sys.path the same way (flows/launcher.py).
+    A confined program sees its data areas at /data and /function_data, whatever their paths on the
+    node. The directory of the program's dependencies, if any, leads PYTHONPATH (fresh interpreter)
+    and a program forked by the launcher gets PYTHONPATH on sys.path the same way (flows/launcher.py).
     """
+    if runtime.sandbox:
+        data_dir, function_data = DATA, FUNCTION_DATA if function_data is not None else None
     env = base_environment(runtime.runtime_python)
     env.update(spec.env)
     env.update(
@@ -299,12 +302,8 @@ def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, s
     (data_dir / "results").mkdir(parents=True, exist_ok=True)
 
     function_dir = function_data[0] if function_data else None
-    if runtime.sandbox:
-        confinement = Confinement(runtime, workdir, artifact_dir, data_dir, function_dir)
-        env = program_environment(spec, DATA, runtime, packages, FUNCTION_DATA if function_dir else None)
-    else:
-        confinement = None
-        env = program_environment(spec, data_dir, runtime, packages, function_dir)
+    confinement = Confinement(runtime, workdir, artifact_dir, data_dir, function_dir) if runtime.sandbox else None
+    env = program_environment(spec, data_dir, runtime, packages, function_dir)
     process = start_program(spec, artifact_dir, env, runtime, packages, confinement)
     try:
         _pump(cast(io.BufferedReader, process.stdout), sink)
