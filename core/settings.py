@@ -94,12 +94,14 @@ class Settings(BaseSettings):
         default=True, description="Confine each program to its job (Linux namespaces); false runs it unconfined."
     )
     sandbox_uid: int = Field(default=65534, description="Host uid (and gid) programs run as when the platform is root.")
-    job_memory_mb: int = Field(default=16384, description="Address space a program may map beyond the runtime's (MiB).")
+    job_memory_mb: int = Field(
+        default=16384, description="Private memory a program may allocate beyond the runtime's (MiB)."
+    )
     job_max_processes: int = Field(default=4096, description="Processes of the sandbox user (RLIMIT_NPROC).")
     job_max_open_files: int = Field(default=4096, description="Open files per process of a job.")
     job_max_file_mb: int = Field(default=10240, description="Largest file a job may write (MiB).")
     job_cpu_seconds: int = Field(default=0, description="CPU seconds per process of a job; 0 is unlimited.")
-    job_tmp_mb: int = Field(default=4096, description="Size of a job's private /tmp (memory-backed).")
+    job_tmp_mb: int = Field(default=4096, description="Size of a job's private /tmp and /dev/shm (memory-backed, MiB).")
     allowed_dependencies_file: Path = Field(
         default=REPO_ROOT / "requirements" / "allowed-dependencies.txt",
         description="Allow-list of extra packages programs may depend on (one requirement per line).",

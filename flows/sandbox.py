@@ -145,12 +145,7 @@ def _map_ids(inside_uid: int, outside_uid: int, inside_gid: int, outside_gid: in
 
 
 def _pass_on_exit(pid: int) -> None:
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
+    _, status = os.waitpid(pid, 0)  # retried by Python itself when a signal interrupts it (PEP 475)
     code = os.waitstatus_to_exitcode(status)
     if code < 0:  # end the same way, so the launcher reports the signal (a limit, a kill) as it was
         signal.signal(-code, signal.SIG_DFL)
