@@ -2,26 +2,9 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
-
+from archives import tar_of
 from conftest import TERMINAL, Stack, upload, wait_for
 from qiskit_serverless import ServerlessClient
-
-
-def tar_of(members: dict[str, bytes], symlink: tuple[str, str] | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-        if symlink:
-            info = tarfile.TarInfo(symlink[0])
-            info.type = tarfile.SYMTYPE
-            info.linkname = symlink[1]
-            archive.addfile(info)
-    return buffer.getvalue()
 
 
 def post_upload(stack: Stack, artifact: bytes | None, **fields: str):  # type: ignore[no-untyped-def]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from archives import tar_of
 from fake_orchestrator import FakeOrchestrator
 from fastapi.testclient import TestClient
 from prefect.client.schemas.objects import StateType
@@ -18,16 +17,6 @@ from gateway import db
 TOKEN, OTHER_TOKEN = "awesome_token", "other_token"
 MAX_ACTIVE_JOBS = 3
 HELLO = b"from qiskit_serverless import save_result\nsave_result({'ok': True})\n"
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 @dataclass

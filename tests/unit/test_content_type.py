@@ -1,21 +1,16 @@
 import gzip
 import io
 import json
-import tarfile
 import zipfile
 
 import pytest
+from archives import tar_of
 
 from gateway.files.content_type import allowed, sniff
 
 
 def tar_bytes() -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo("a.txt")
-        info.size = 2
-        archive.addfile(info, io.BytesIO(b"hi"))
-    return buffer.getvalue()
+    return tar_of({"a.txt": b"hi"})
 
 
 def zip_bytes() -> bytes:
