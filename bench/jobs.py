@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -96,17 +97,26 @@ def log_lag(url: str, client: ServerlessClient) -> list[float]:
     return lags
 
 
-def stop_times(url: str, client: ServerlessClient, data_dir: Path, runs: int) -> tuple[list[float], list[float]]:
-    function = upload(client, "bench-stoppable", "stoppable")
+def started(function: QiskitFunction, data_dir: Path) -> Any:
+    """A stoppable job once its program runs (it writes a pid file first)."""
+    job = function.run()
+    pid_file = data_dir / "storage" / "users" / "mockuser" / f"{job.job_id}.pid"
+    while not (pid_file.exists() and pid_file.read_text()):
+        time.sleep(0.05)
+    return job
+
+
+def request_stop(url: str, job_id: str) -> None:
+    requests.post(f"{url}/api/v1/jobs/{job_id}/stop/", headers=HEADERS, json={"service": "null"}, timeout=30)
+
+
+def stop_times(url: str, stoppable: QiskitFunction, data_dir: Path, runs: int) -> tuple[list[float], list[float]]:
     gone: list[float] = []
     canceled: list[float] = []
     for _ in range(runs):
-        job = function.run()
-        pid_file = data_dir / "storage" / "users" / "mockuser" / f"{job.job_id}.pid"
-        while not (pid_file.exists() and pid_file.read_text()):
-            time.sleep(0.05)
+        job = started(stoppable, data_dir)
         start = time.monotonic()
-        requests.post(f"{url}/api/v1/jobs/{job.job_id}/stop/", headers=HEADERS, json={"service": "null"}, timeout=30)
+        request_stop(url, job.job_id)
         process_gone = None
         while True:
             if process_gone is None and not job_processes(job.job_id):
@@ -169,7 +179,7 @@ def private_mb(pid: int) -> float:
     return kib / 1024
 
 
-def memory(url: str, client: ServerlessClient, data_dir: Path) -> tuple[list[float], list[float]]:
+def memory(url: str, stoppable: QiskitFunction, data_dir: Path) -> tuple[list[float], list[float]]:
     """Resident memory of each worker's launcher, and private memory of a running job's processes."""
     launchers = []
     for entry in Path("/proc").iterdir():
@@ -180,15 +190,11 @@ def memory(url: str, client: ServerlessClient, data_dir: Path) -> tuple[list[flo
                 launchers.append(rss_kib / 1024)
         except (OSError, StopIteration):
             continue
-    function = upload(client, "bench-stoppable", "stoppable")
     children = []
     for _ in range(3):
-        job = function.run()
-        pid_file = data_dir / "storage" / "users" / "mockuser" / f"{job.job_id}.pid"
-        while not (pid_file.exists() and pid_file.read_text()):
-            time.sleep(0.05)
+        job = started(stoppable, data_dir)
         children.append(sum(private_mb(pid) for pid in job_processes(job.job_id)))
-        requests.post(f"{url}/api/v1/jobs/{job.job_id}/stop/", headers=HEADERS, json={"service": "null"}, timeout=30)
+        request_stop(url, job.job_id)
         while status_of(url, job.job_id) != "STOPPED":
             time.sleep(0.05)
     return launchers, children
@@ -230,9 +236,10 @@ def main() -> None:
         idle_running, idle_done = latency(url, client, runs, gap=3.0)
         busy_running, busy_done = latency(url, client, runs, gap=0.0)
         lags = log_lag(url, client)
-        gone, canceled = stop_times(url, client, Path(temp), 5)
+        stoppable = upload(client, "bench-stoppable", "stoppable")
+        gone, canceled = stop_times(url, stoppable, Path(temp), 5)
         tutorial_done, tutorial_own = tutorial(url, client, max(5, runs // 2))
-        launchers, children = memory(url, client, Path(temp))
+        launchers, children = memory(url, stoppable, Path(temp))
         ray_plain = ray_jobs(max(5, runs // 2), Path(temp))
         plain = baseline(max(5, runs // 2), Path(temp))
     cold = cold_imports(5)
