@@ -3,9 +3,10 @@
 It holds one Ray connection and runs each flow run of the platform's work pool
 through Prefect's own engine, in a thread of this process: a run starts in a
 fraction of a second instead of paying a fresh interpreter and fresh Ray workers
-(docs/architecture.md). New runs are picked up from Prefect's event stream; a slow poll
-is the safety net (missed events, scheduled runs coming due). A Cancelling state
-kills the run's Ray task, since nothing else would in-process.
+(docs/architecture.md). Runs are taken through the work pool's scheduling, as any
+Prefect worker takes them, woken at once by Prefect's event stream; a slow poll is the
+safety net (missed events, scheduled runs coming due). A Cancelling state kills the
+run's Ray task, since nothing else would in-process.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import threading
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 import ray
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
-    FlowRunFilterExpectedStartTime,
     FlowRunFilterState,
     FlowRunFilterStateType,
     WorkPoolFilter,
@@ -38,7 +38,6 @@ from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.flow_engine import run_flow
 from prefect.states import Cancelled, Crashed, Pending
-from prefect.types._datetime import DateTime, now
 
 from core.job_log import STOPPED_MESSAGE
 from core.settings import Settings, platform_env
@@ -53,6 +52,8 @@ log = logging.getLogger("qiskit_serverless.executor")
 POLL_SECONDS = 2.0
 HEARTBEAT_SECONDS = 10.0
 WARM_WORKERS = 2
+# Clocks of the gateway, Prefect and the executor may differ a little: a run due within it is due.
+DUE_SLACK = timedelta(seconds=1)
 
 
 class Executor:
@@ -64,6 +65,8 @@ class Executor:
         self.active: set[str] = set()
         self.lock = threading.Lock()
         self.stopping = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop
         self.background: set[asyncio.Task[None]] = set()
 
     async def pause(self, seconds: float) -> None:
@@ -105,30 +108,48 @@ class Executor:
                 log.exception("heartbeat failed")
             await self.pause(HEARTBEAT_SECONDS)
 
-    async def claim(self, flow_run_id: UUID) -> None:
-        """Take a scheduled run of our pool (Pending is the lock) and start it."""
-        key = str(flow_run_id)
+    async def dispatch(self) -> None:
+        """Start the pool's due runs in the order and number Prefect's worker scheduling gives them.
+
+        Asking the work pool (not reading flow runs) is what makes its and its queues'
+        concurrency limits, priorities and pause apply. A Scheduled event or a run's end
+        wakes this loop at once; several wakes during one ask make one more ask, not many.
+        """
+        while not self.stopping.is_set():
+            self.wake.clear()
+            try:
+                async with get_client() as client:
+                    due = await client.get_scheduled_flow_runs_for_work_pool(
+                        self.settings.work_pool, scheduled_before=datetime.now(UTC) + DUE_SLACK
+                    )
+                for scheduled in due:
+                    self.spawn(self.claim(scheduled.flow_run))
+            except Exception:
+                log.exception("could not read the work pool's due runs")
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=POLL_SECONDS)
+            except TimeoutError:
+                pass
+
+    async def claim(self, flow_run: FlowRun) -> None:
+        """Take a due run (Pending is the lock between executors) and start it."""
+        key = str(flow_run.id)
         with self.lock:
             if key in self.active:
                 return
             self.active.add(key)
         try:
             async with get_client() as client:
-                flow_run = await client.read_flow_run(flow_run_id)
-                if flow_run.work_pool_name != self.settings.work_pool or not _is_due(flow_run):
-                    raise LookupError
-                claimed: OrchestrationResult[Any] = await client.set_flow_run_state(flow_run_id, Pending())
-                if claimed.status != SetStateStatus.ACCEPT:
-                    raise LookupError
-                flow_run = await client.read_flow_run(flow_run_id)
-        except LookupError:
-            self._release(key)
-            return
+                claimed: OrchestrationResult[Any] = await client.set_flow_run_state(flow_run.id, Pending())
         except Exception:
             log.exception("could not claim flow run %s", key)
             self._release(key)
             return
-        self.pool.submit(self._execute, flow_run)
+        if claimed.status != SetStateStatus.ACCEPT or claimed.state is None:
+            self._release(key)
+            return
+        # The accepted state carries what the engine needs (e.g. a deployment concurrency lease).
+        self.pool.submit(self._execute, flow_run.model_copy(update={"state": claimed.state}))
 
     def _execute(self, flow_run: FlowRun) -> None:
         key = str(flow_run.id)
@@ -144,6 +165,7 @@ class Executor:
         with self.lock:
             self.active.discard(key)
         cancellation.unregister(key)
+        self.loop.call_soon_threadsafe(self.wake.set)  # a slot of the pool's limit may be free
 
     async def cancel(self, flow_run_id: UUID) -> None:
         key = str(flow_run_id)
@@ -191,27 +213,19 @@ class Executor:
             try:
                 async with get_events_subscriber(filter=event_filter, reconnection_attempts=1_000_000) as events:
                     async for event in events:
-                        flow_run_id = UUID(event.resource.id.rsplit(".", 1)[-1])
                         if event.event.endswith("Scheduled"):
-                            self.spawn(self.claim(flow_run_id))
+                            self.wake.set()
                         else:
-                            self.spawn(self.cancel(flow_run_id))
+                            self.spawn(self.cancel(UUID(event.resource.id.rsplit(".", 1)[-1])))
             except Exception:
                 log.exception("event stream lost; reconnecting")
                 await asyncio.sleep(1)
 
-    async def poll(self) -> None:
+    async def poll_cancelling(self) -> None:
+        """The safety net for Cancelling events missed while the event stream was down."""
         while not self.stopping.is_set():
             try:
                 async with get_client() as client:
-                    runs = await client.read_flow_runs(
-                        flow_run_filter=FlowRunFilter(
-                            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-                            expected_start_time=FlowRunFilterExpectedStartTime(before_=cast(DateTime, now("UTC"))),
-                        ),
-                        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self.settings.work_pool])),
-                        limit=50,
-                    )
                     cancelling = await client.read_flow_runs(
                         flow_run_filter=FlowRunFilter(
                             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CANCELLING]))
@@ -219,8 +233,6 @@ class Executor:
                         work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self.settings.work_pool])),
                         limit=50,
                     )
-                for run in runs:
-                    self.spawn(self.claim(run.id))
                 for run in cancelling:
                     self.spawn(self.cancel(run.id))
             except Exception:
@@ -232,14 +244,16 @@ class Executor:
             ensure_work_pool(client, self.settings.work_pool)
 
     async def serve(self) -> None:
-        loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stopping.set)
+            self.loop.add_signal_handler(sig, self.stopping.set)
         await asyncio.to_thread(self._ensure_work_pool)
         await self.recover()
         self.connect_ray()
         log.info("executor ready: work pool %s, Ray %s", self.settings.work_pool, self.settings.ray_cluster)
-        tasks = [asyncio.create_task(job()) for job in (self.listen, self.poll, self.heartbeat)]
+        tasks = [
+            asyncio.create_task(job()) for job in (self.listen, self.dispatch, self.poll_cancelling, self.heartbeat)
+        ]
         await self.stopping.wait()
         with self.lock:
             running_now = list(self.active)
@@ -248,14 +262,6 @@ class Executor:
         for pending in tasks:
             pending.cancel()
         self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _is_due(flow_run: FlowRun) -> bool:
-    """Scheduled and its start time reached (runs of a future schedule wait for the poll)."""
-    if flow_run.state is None or flow_run.state.type != StateType.SCHEDULED:
-        return False
-    start = flow_run.expected_start_time
-    return start is None or start <= datetime.now(UTC) + timedelta(seconds=1)
 
 
 def main() -> None:
