@@ -22,7 +22,7 @@ import s3fs
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
-from stack_process import TEST_PORTS, moto_server, running_stack  # noqa: E402
+from stack_process import TEST_PORTS, moto_server, running_stack, stack_dir  # noqa: E402
 
 HEADERS = {"Authorization": "Bearer awesome_token"}
 BUCKET = "qs-bench"
@@ -79,8 +79,7 @@ def main() -> None:
         }
         source = Path(temp) / "big.bin"
         source.write_bytes(payload)
-        (Path(temp) / "stack").mkdir()
-        with running_stack(Path(temp) / "stack", extra=extra) as url:
+        with stack_dir("qs-bench-files-") as data_dir, running_stack(data_dir, extra=extra) as url:
             artifact = io.BytesIO()
             with tarfile.open(fileobj=artifact, mode="w") as archive:
                 info = tarfile.TarInfo("main.py")

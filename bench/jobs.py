@@ -17,7 +17,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
 from qiskit_serverless import QiskitFunction, ServerlessClient  # noqa: E402
-from stack_process import PLATFORM_PYTHON, TEST_PORTS, job_processes, running_stack  # noqa: E402
+from stack_process import PLATFORM_PYTHON, TEST_PORTS, job_processes, running_stack, stack_dir  # noqa: E402
 
 INSTANCE = "crn:v1:bluemix:public:quantum-computing:us-east:a/0000:1111::"
 HEADERS = {"Authorization": "Bearer awesome_token"}
@@ -231,17 +230,17 @@ def baseline(runs: int, data_dir: Path) -> dict[str, list[float]]:
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    with tempfile.TemporaryDirectory(prefix="qs-bench-") as temp, running_stack(Path(temp)) as url:
+    with stack_dir("qs-bench-") as data_dir, running_stack(data_dir) as url:
         client = ServerlessClient(host=url, token="awesome_token", instance=INSTANCE)
         idle_running, idle_done = latency(url, client, runs, gap=3.0)
         busy_running, busy_done = latency(url, client, runs, gap=0.0)
         lags = log_lag(url, client)
         stoppable = upload(client, "bench-stoppable", "stoppable")
-        gone, canceled = stop_times(url, stoppable, Path(temp), 5)
+        gone, canceled = stop_times(url, stoppable, data_dir, 5)
         tutorial_done, tutorial_own = tutorial(url, client, max(5, runs // 2))
-        launchers, children = memory(url, stoppable, Path(temp))
-        ray_plain = ray_jobs(max(5, runs // 2), Path(temp))
-        plain = baseline(max(5, runs // 2), Path(temp))
+        launchers, children = memory(url, stoppable, data_dir)
+        ray_plain = ray_jobs(max(5, runs // 2), data_dir)
+        plain = baseline(max(5, runs // 2), data_dir)
     cold = cold_imports(5)
     print("\n== Qiskit Serverless on Prefect: job latency (this machine) ==")
     print(summary("submit -> RUNNING (3 s apart)", idle_running))

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The embedded PostgreSQL server's superuser and the databases it holds.
+POSTGRES_USER = "platform"
+EMBEDDED_DATABASES = ("prefect", "gateway")
 
 
 class Settings(BaseSettings):
@@ -60,8 +64,14 @@ class Settings(BaseSettings):
         default=None, description="Gateway URL as programs on Ray workers reach it (ENV_JOB_GATEWAY_HOST)."
     )
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/gateway.db."
+        default=None, description="SQLAlchemy URL of the gateway's database; default the embedded database."
     )
+    embedded_database: Literal["postgres", "sqlite"] = Field(
+        default="postgres",
+        description="Database of the embedded Prefect server and of the gateway when they have no URL: a "
+        "PostgreSQL server started under <data_dir>/postgres, or SQLite files in <data_dir>.",
+    )
+    postgres_port: int = Field(default=5433, description="Loopback port of the embedded PostgreSQL server.")
     seed_file: Path | None = Field(
         default=None, description="TOML directory seed applied at start (users, groups, providers); for development."
     )
@@ -133,7 +143,35 @@ class Settings(BaseSettings):
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+        if self.database_url:
+            return self.database_url
+        if self.embedded_database == "sqlite":
+            return f"sqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+        return self.embedded_postgres_url("gateway", "psycopg")
+
+    @property
+    def uses_embedded_postgres(self) -> bool:
+        return self.embedded_database == "postgres" and (self.prefect_api_url is None or self.database_url is None)
+
+    @property
+    def postgres_dir(self) -> Path:
+        return (self.data_dir / "postgres").resolve()
+
+    @property
+    def postgres_password_file(self) -> Path:
+        return (self.data_dir / "postgres-password").resolve()
+
+    def postgres_password(self) -> str:
+        try:
+            return self.postgres_password_file.read_text().strip()
+        except FileNotFoundError:
+            raise RuntimeError(
+                f"{self.postgres_password_file} is missing: start the stack (make run) once to create the database."
+            ) from None
+
+    def embedded_postgres_url(self, database: str, driver: str) -> str:
+        password = self.postgres_password()
+        return f"postgresql+{driver}://{POSTGRES_USER}:{password}@127.0.0.1:{self.postgres_port}/{database}"
 
     @property
     def scratch(self) -> Path:

@@ -1,7 +1,8 @@
 """`make run`: start what is missing of the stack, in the foreground, and stop all of it on Ctrl-C.
 
-Embedded defaults: a Prefect server on SQLite, a local Ray head, local storage,
-the executor and the gateway, all under one data directory. A setting pointing at
+Embedded defaults: a PostgreSQL server (the database of Prefect and of the gateway),
+a Prefect server, a local Ray head, local storage, the executor and the gateway, all
+under one data directory. A setting pointing at
 an existing Prefect server or Ray cluster means that part is not started here.
 """
 
@@ -16,8 +17,10 @@ import time
 import tomllib
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from core.settings import Settings, platform_env, ray_auth_env
+from deployments.postgres import EmbeddedPostgres
 
 BIN = Path(sys.executable).parent
 PROFILE = "qiskit-serverless"
@@ -34,7 +37,7 @@ class Stack:
             os.environ["PREFECT_PROFILES_PATH"] = str(prefect_profiles(settings))
         self.env = {**os.environ, **platform_env(settings)}
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None, **popen: Any) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         log_file = open(self.logs / f"{name}.log", "ab")
         process = subprocess.Popen(
@@ -44,6 +47,7 @@ class Stack:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            **popen,
         )
         self.processes.append((name, process))
 
@@ -58,9 +62,30 @@ class Stack:
             time.sleep(0.2)
         raise RuntimeError(f"{name} not ready after {timeout:.0f} s; see {self.logs / (name + '.log')}")
 
+    def start_postgres(self) -> None:
+        write_secret_once(self.settings.postgres_password_file, secrets.token_hex(24))
+        postgres = EmbeddedPostgres(self.settings)
+        postgres.prepare()
+        self._spawn("postgres", postgres.command(), postgres.environment(), **postgres.run_as())
+        self._wait("postgres", postgres.ready, 60)
+        postgres.ensure_databases()
+
+    def prefect_environment(self) -> dict[str, str]:
+        env = {
+            **self.env,
+            "PREFECT_HOME": str((self.settings.data_dir / "prefect").resolve()),
+            "PREFECT_UI_API_URL": self.settings.prefect_url,
+        }
+        if self.settings.embedded_database == "postgres":
+            # Only the server holds it: platform_env never copies it to other processes.
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.settings.embedded_postgres_url("prefect", "asyncpg")
+        return env
+
     def start(self) -> None:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.uses_embedded_postgres:
+            self.start_postgres()
         if settings.prefect_api_url is None:
             self._spawn(
                 "prefect",
@@ -73,11 +98,7 @@ class Stack:
                     "--port",
                     str(settings.prefect_port),
                 ],
-                {
-                    **self.env,
-                    "PREFECT_HOME": str((settings.data_dir / "prefect").resolve()),
-                    "PREFECT_UI_API_URL": settings.prefect_url,
-                },
+                self.prefect_environment(),
             )
         self._wait("prefect", lambda: _http_ok(settings.prefect_url + "/health"), 90)
         if settings.ray_address is None:
@@ -164,6 +185,15 @@ def ray_environment(settings: Settings) -> dict[str, str]:
     return {**env, **ray_auth_env(settings)}
 
 
+def describe_database(settings: Settings) -> str:
+    """Where the gateway's records are (never the URL itself: it may hold a password)."""
+    if settings.database_url:
+        return "the QS_DATABASE_URL server"
+    if settings.embedded_database == "sqlite":
+        return settings.db_url.removeprefix("sqlite:///")
+    return f"PostgreSQL on 127.0.0.1:{settings.postgres_port}, in {settings.postgres_dir}"
+
+
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -204,6 +234,7 @@ def main() -> None:
             f"  Prefect UI: {settings.prefect_url.removesuffix('/api')}{login}\n"
             f"  Ray:        {settings.ray_cluster}\n"
             f"  Storage:    {settings.storage_root}\n"
+            f"  Database:   {describe_database(settings)}\n"
             f"  Directory:  {settings.seed_file or 'no seed file'} (add users: python -m gateway.cli users add NAME)\n"
             f"  Logs:       {stack.logs}\n"
             "Press Ctrl-C to stop everything.",

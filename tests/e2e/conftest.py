@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 from qiskit_serverless import QiskitFunction, ServerlessClient
-from stack_process import TEST_PORTS, add_user, moto_server, running_stack
+from stack_process import TEST_PORTS, add_user, moto_server, running_stack, stack_dir
 
 # Well-formed but fake: the client's stop() then fails to build a runtime service offline and sends "null".
 INSTANCE = "crn:v1:bluemix:public:quantum-computing:us-east:a/0000:1111::"
@@ -63,19 +63,17 @@ def _auth(token: str | None) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data_dir = tmp_path_factory.mktemp("stack")
-    with running_stack(data_dir, extra=LIMITS) as url:
+def stack() -> Iterator[Stack]:
+    with stack_dir("qs-e2e-") as data_dir, running_stack(data_dir, extra=LIMITS) as url:
         add_user(data_dir, "otheruser", "other_token")
         yield Stack(url=url, data_dir=data_dir)
 
 
 @pytest.fixture(scope="session")
-def s3_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def s3_stack(stack: Stack) -> Iterator[Stack]:
     """A second gateway and executor on the same Prefect server and Ray cluster, with storage on
     `s3://` against moto's S3 server on loopback (only the missing parts are started)."""
-    data_dir = tmp_path_factory.mktemp("s3stack")
-    with moto_server(25000) as endpoint:
+    with stack_dir("qs-e2e-s3-") as data_dir, moto_server(25000) as endpoint:
         extra = {
             "QS_PREFECT_API_URL": f"http://127.0.0.1:{TEST_PORTS['QS_PREFECT_PORT']}/api",
             "QS_RAY_ADDRESS": f"127.0.0.1:{TEST_PORTS['QS_RAY_PORT']}",
@@ -87,6 +85,7 @@ def s3_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "QS_S3_KEY": "testing",
             "QS_S3_SECRET": "testing",
             "QS_S3_REGION": "us-east-1",
+            "QS_POSTGRES_PORT": "25434",  # its gateway's own database
             **LIMITS,
         }
         ports = {**TEST_PORTS, "QS_PORT": "28100"}

@@ -7,8 +7,10 @@ since it runs in the runtime environment where the client lives.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 PLATFORM_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 # Ports outside Ray's worker port range (10002-19999) and away from `make run`'s defaults.
-TEST_PORTS = {"QS_PORT": "28000", "QS_PREFECT_PORT": "24200", "QS_RAY_PORT": "26390", "QS_RAY_DASHBOARD_PORT": "28265"}
+TEST_PORTS = {
+    "QS_PORT": "28000",
+    "QS_PREFECT_PORT": "24200",
+    "QS_RAY_PORT": "26390",
+    "QS_RAY_DASHBOARD_PORT": "28265",
+    "QS_POSTGRES_PORT": "25433",
+}
 
 
 def stack_env(
@@ -41,7 +49,12 @@ def stack_env(
 def running_stack(
     data_dir: Path, ports: dict[str, str] = TEST_PORTS, extra: dict[str, str] | None = None, timeout: float = 240
 ) -> Iterator[str]:
-    """Yield the gateway URL once /readiness answers 200; stop every process afterwards."""
+    """Yield the gateway URL once /readiness answers 200; stop every process afterwards.
+
+    Under root the embedded PostgreSQL runs as nobody, which must reach its folder in `data_dir`:
+    give `data_dir` a parent anyone may traverse (`/tmp`, not pytest's private base folder).
+    """
+    data_dir.chmod(0o711)
     env = stack_env(data_dir, ports, extra)
     output = data_dir / "stack.out"
     with open(output, "wb") as log:
@@ -67,6 +80,16 @@ def running_stack(
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextmanager
+def stack_dir(prefix: str) -> Iterator[Path]:
+    """A data directory for `running_stack`, removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def job_processes(job_id: str) -> set[int]:
