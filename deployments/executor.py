@@ -122,8 +122,8 @@ class Executor:
                     due = await client.get_scheduled_flow_runs_for_work_pool(
                         self.settings.work_pool, scheduled_before=datetime.now(UTC) + DUE_SLACK
                     )
-                for scheduled in due:
-                    self.spawn(self.claim(scheduled.flow_run))
+                # Claimed before the next ask: a run still Scheduled there would not count against the limits.
+                await asyncio.gather(*(self.claim(scheduled.flow_run) for scheduled in due))
             except Exception:
                 log.exception("could not read the work pool's due runs")
             try:

@@ -7,6 +7,7 @@ These tests run in the runtime environment (.venv-runtime), where the client liv
 from __future__ import annotations
 
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,13 @@ class Stack:
 
     def user_area(self, user: str = "mockuser") -> Path:
         return self.data_dir / "storage" / "users" / user
+
+    def prefect_login(self) -> tuple[str, str]:
+        """The embedded Prefect server's credentials, as the operator finds them."""
+        with (self.data_dir / "prefect-profiles.toml").open("rb") as handle:
+            login = tomllib.load(handle)["profiles"]["qiskit-serverless"]["PREFECT_API_AUTH_STRING"]
+        user, _, password = str(login).partition(":")
+        return user, password
 
 
 def _auth(token: str | None) -> dict[str, str]:

@@ -9,7 +9,6 @@ a program past its memory limit ends FAILED with a message naming the limit.
 from __future__ import annotations
 
 import subprocess
-import tomllib
 from pathlib import Path
 
 import requests
@@ -83,10 +82,7 @@ def test_the_prefect_api_requires_its_credentials(stack: Stack) -> None:
     assert requests.post(f"{api}/flow_runs/filter", json={}, timeout=10).status_code == 401
     wrong = requests.post(f"{api}/flow_runs/filter", json={}, auth=("admin", "guess"), timeout=10)
     assert wrong.status_code == 401
-    with (stack.data_dir / "prefect-profiles.toml").open("rb") as handle:
-        login = tomllib.load(handle)["profiles"]["qiskit-serverless"]["PREFECT_API_AUTH_STRING"]
-    user, _, password = login.partition(":")
-    allowed = requests.post(f"{api}/flow_runs/filter", json={"limit": 1}, auth=(user, password), timeout=10)
+    allowed = requests.post(f"{api}/flow_runs/filter", json={"limit": 1}, auth=stack.prefect_login(), timeout=10)
     assert allowed.status_code == 200
 
 
@@ -97,3 +93,27 @@ def test_ray_tasks_of_a_program_carry_qiskit_objects(client: ServerlessClient) -
     result = job.result()
     assert result["count"] == 4
     assert set(result["basis"]) <= {"cx", "rz", "sx", "x", "measure", "barrier"}
+
+
+def test_the_embedded_database_requires_its_password(stack: Stack) -> None:
+    """Programs share the host's loopback: the embedded PostgreSQL must not trust it."""
+    connect = (
+        "import sys, psycopg\n"
+        "try:\n"
+        f"    psycopg.connect(host='127.0.0.1', port={TEST_PORTS['QS_POSTGRES_PORT']}, user=sys.argv[1],"
+        " password=sys.argv[2], dbname='prefect', connect_timeout=5)\n"
+        "except psycopg.OperationalError as error:\n"
+        "    print('refused', error)\n"
+        "else:\n"
+        "    print('connected')\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(stack.data_dir)}  # no PGPASSWORD, no ~/.pgpass
+
+    def attempt(user: str, password: str) -> str:
+        command = [str(PLATFORM_PYTHON), "-c", connect, user, password]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60).stdout
+
+    for user, password in [("platform", ""), ("platform", "guess"), ("postgres", ""), ("nobody", "")]:
+        assert attempt(user, password).startswith("refused"), (user, password)
+    real = (stack.data_dir / "postgres-password").read_text().strip()
+    assert attempt("platform", real).startswith("connected"), "the test itself can reach the server"
