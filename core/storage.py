@@ -150,6 +150,9 @@ class Storage:
             handle.seek(start)
             return handle.read(), start > 0
 
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self.path(key)))
+
     def copy(self, source: str, target: str) -> None:
         self._make_parent(target)
         self.fs.copy(self.path(source), self.path(target))

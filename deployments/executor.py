@@ -54,6 +54,7 @@ HEARTBEAT_SECONDS = 10.0
 WARM_WORKERS = 2
 # Clocks of the gateway, Prefect and the executor may differ a little: a run due within it is due.
 DUE_SLACK = timedelta(seconds=1)
+RERUN_REFUSED = "(A finished job is not run again: run the program for a new job.)"
 
 
 class Executor:
@@ -138,6 +139,10 @@ class Executor:
             if key in self.active:
                 return
             self.active.add(key)
+        if flow_run.run_count > 0:
+            await self.keep_finished(flow_run)
+            self._release(key)
+            return
         try:
             async with get_client() as client:
                 claimed: OrchestrationResult[Any] = await client.set_flow_run_state(flow_run.id, Pending())
@@ -150,6 +155,24 @@ class Executor:
             return
         # The accepted state carries what the engine needs (e.g. a deployment concurrency lease).
         self.pool.submit(self._execute, flow_run.model_copy(update={"state": claimed.state}))
+
+    async def keep_finished(self, flow_run: FlowRun) -> None:
+        """A job that ran stays as it ended: a Retry of a finished run from the Prefect UI (or any
+        re-scheduling of a run that already ran) gets its final state back instead of running the
+        program again outside any request, token or fresh snapshot. A new run is a new job."""
+        try:
+            async with get_client() as client:
+                history = await client.read_flow_run_states(flow_run.id)
+                final = next((state for state in reversed(history) if state.is_final()), None)
+                restored = State(
+                    type=final.type if final else StateType.CRASHED,
+                    name=final.name if final else None,
+                    message=f"{final.message if final and final.message else ''} {RERUN_REFUSED}".strip(),
+                )
+                await client.set_flow_run_state(flow_run.id, restored, force=True)
+            log.warning("flow run %s was scheduled again after it ran: kept %s", flow_run.id, restored.type.value)
+        except Exception:
+            log.exception("could not restore the final state of flow run %s", flow_run.id)
 
     def _execute(self, flow_run: FlowRun) -> None:
         key = str(flow_run.id)

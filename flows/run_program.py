@@ -1,8 +1,15 @@
-"""The `run_program` flow: one flow run per job, the program itself running on Ray."""
+"""The `run_program` flow: one flow run per job, the program itself running on Ray.
+
+Every program's deployment runs this flow with the program's own parameter, `arguments`. A flow
+run is a job, and its id is the job's id: the gateway writes the job (row, artifact snapshot,
+arguments file, spec with the callback token) for the runs it creates, and adopts the runs started
+in Prefect (UI, CLI, schedules, automations) within about a second.
+"""
 
 from __future__ import annotations
 
-from typing import cast
+import time
+from typing import Any, cast
 
 from prefect import Flow, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -19,8 +26,27 @@ from flows.node import NodeRuntime
 from flows.program_process import PrefectLogMirror, run_program_process
 
 
+# How long a run started in Prefect waits for the gateway to adopt it as a job.
+ADOPTION_SECONDS = 30.0
+
+
 class ProgramFailed(RuntimeError):
     """The program exited with a non-zero code."""
+
+
+class NotAJob(RuntimeError):
+    """No job stands behind this flow run."""
+
+
+def wait_for_job(runtime: NodeRuntime, job_id: str) -> None:
+    storage = platform_storage(runtime.storage_block)
+    deadline = time.monotonic() + ADOPTION_SECONDS
+    while not JobSpec.exists(storage, job_id):
+        if time.monotonic() > deadline:
+            raise NotAJob(
+                f"No job was made of flow run {job_id} within {ADOPTION_SECONDS:.0f} s: is the gateway running?"
+            )
+        time.sleep(0.1)
 
 
 @task(name="execute-program", persist_result=False, cache_policy=NO_CACHE, log_prints=False)
@@ -35,10 +61,16 @@ def execute_program(job_id: str, runtime: NodeRuntime) -> int:
 # No address here: the executor gives the flow its cluster's task runner (`for_runtime`); a
 # flow run started by another Prefect worker connects where RAY_ADDRESS points.
 @flow(name="run_program", task_runner=RayTaskRunner(), persist_result=False, validate_parameters=True)
-def run_program(job_id: str) -> State | None:
-    """Run a job's program to its end: exit 0 completes, anything else fails, a stop cancels."""
+def run_program(arguments: dict[str, Any] | None = None) -> State | None:
+    """Run a job's program to its end: exit 0 completes, anything else fails, a stop cancels.
+
+    `arguments` is what the program's `get_arguments()` returns; the gateway has written it to the
+    job's arguments file, which the program reads.
+    """
     runtime = node.current()
     flow_run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
+    job_id = flow_run_id
+    wait_for_job(runtime, job_id)
     with remote_options(num_cpus=runtime.job_num_cpus):
         future = cast(PrefectRayFuture[int], execute_program.submit(job_id, runtime))
     cancellation.register(flow_run_id, future.wrapped_future)
@@ -58,6 +90,6 @@ def run_program(job_id: str) -> State | None:
     return None
 
 
-def for_runtime(runtime: NodeRuntime) -> Flow[[str], State | None]:
+def for_runtime(runtime: NodeRuntime) -> Flow[[dict[str, Any] | None], State | None]:
     """The flow as the executor runs it: its task runner on the node's Ray cluster."""
     return run_program.with_options(task_runner=RayTaskRunner(address=runtime.ray_cluster))

@@ -16,6 +16,7 @@ from gateway.db import Database
 from gateway.directory import seed
 from gateway.errors import ERROR_RESPONSES, install_error_handlers
 from gateway.files.routes import router as files_router
+from gateway.jobs.adoption import Adopter
 from gateway.jobs.routes import programs_router as runs_router
 from gateway.jobs.routes import router as jobs_router
 from gateway.openapi import build as build_openapi
@@ -46,7 +47,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             app.state.services = Services(
                 settings=settings, database=database, storage=location.storage(), orchestrator=orchestrator
             )
+            adopter = Adopter(app.state.services)
+            adopter.start()
             yield
+            adopter.stop()
         database.dispose()
 
     app = FastAPI(

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.filters import (
     FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterExpectedStartTime,
     FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
@@ -24,7 +29,10 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import State, StateType, WorkPoolStatus
 from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling
+from prefect.types._datetime import DateTime
 
 from core import status
 from core.job_log import STOPPED_MESSAGE
@@ -35,20 +43,52 @@ FLOW_ENTRYPOINT = "flows/run_program.py:run_program"
 DEFAULT_WORK_POOL = Settings.model_fields["work_pool"].default
 PREFECT_BANNED = re.compile(r"[/%&<>]")  # prefect.types.names.BANNED_CHARACTERS
 STATES_PER_CALL = 200  # the most flow runs Prefect returns for one filter call
+ADOPT_AHEAD = timedelta(seconds=2)  # a scheduled run is adopted this long before it is due
 ACTIVE_STATE_TYPES = [state for name in status.ACTIVE for state in status.state_types(name)]
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """What a program's deployment is made of."""
+
+    owner: str
+    title: str
+    provider: str | None
+    description: str | None
+    version: str | None
+    arguments_schema: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ProgramRun:
+    """A flow run of a program deployment, as adoption needs it."""
+
+    flow_run_id: str
+    deployment_id: str
+    arguments: Any
+    runner: str | None  # from the `user:` tag the gateway puts on the runs it makes
+    created: datetime
 
 
 class Orchestrator(Protocol):
     """What the services need of the orchestrator (ids are strings; states are Prefect's)."""
 
-    def upsert_program(
-        self, *, owner: str, title: str, provider: str | None, description: str | None, version: str | None
-    ) -> str:
-        """Create or update the program's deployment; returns its id."""
+    def upsert_program(self, program: DeploymentSpec) -> str:
+        """Create the program's deployment, or update what the program decides of it; returns its id."""
         ...
 
-    def start_job(self, *, deployment_id: str, job_id: str, owner: str, title: str, provider: str | None) -> str:
-        """Create the job's flow run; returns its id."""
+    def start_run(
+        self, *, deployment_id: str, arguments: dict[str, Any], runner: str, title: str, provider: str | None
+    ) -> str:
+        """Create a flow run of the program's deployment for `runner`; returns its id (the job's id)."""
+        ...
+
+    def runs_to_adopt(self) -> list[ProgramRun]:
+        """The pool's runs that are due or under way (candidates for jobs; some already are)."""
+        ...
+
+    def tag_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None) -> None:
+        """Give a run started in Prefect the tags of a job (the active-job limit counts by them)."""
         ...
 
     def state(self, flow_run_id: str) -> State | None: ...
@@ -72,8 +112,28 @@ class Orchestrator(Protocol):
     def executor_ready(self) -> bool: ...
 
 
+USER_TAG = "user:"
+
+
 def user_tag(user: str) -> str:
-    return f"user:{user}"
+    return f"{USER_TAG}{user}"
+
+
+def runner_of(tags: Iterable[str]) -> str | None:
+    return next((tag.removeprefix(USER_TAG) for tag in tags if tag.startswith(USER_TAG)), None)
+
+
+def parameter_schema(arguments_schema: dict[str, Any] | None) -> dict[str, Any]:
+    """The deployment's parameter schema: one parameter, `arguments`, a JSON object; the program's
+    own schema when it has one (its definitions moved to the root, where its `$ref`s point)."""
+    arguments = dict(arguments_schema or {"type": "object"})
+    definitions: dict[str, Any] = {key: arguments.pop(key) for key in ("$defs", "definitions") if key in arguments}
+    arguments.update(
+        title="arguments",
+        position=0,
+        description=arguments.get("description") or "The program's arguments, as get_arguments() returns them.",
+    )
+    return {"type": "object", "title": "Parameters", "properties": {"arguments": arguments}, **definitions}
 
 
 def job_tags(owner: str, title: str, provider: str | None) -> list[str]:
@@ -105,41 +165,80 @@ class PrefectOrchestrator:
     def ensure_work_pool(self) -> None:
         ensure_work_pool(self.client, self.work_pool)
 
-    def upsert_program(
-        self, *, owner: str, title: str, provider: str | None, description: str | None, version: str | None
-    ) -> str:
-        """Create or update the program's deployment (Prefect upserts on flow + name)."""
-        flow_id = self.client.create_flow_from_name(FLOW_NAME)
+    def upsert_program(self, program: DeploymentSpec) -> str:
+        """Create the deployment, or update only what the program decides of it (description,
+        version, tags, parameter schema): schedules, default parameters and limits set in Prefect stay."""
+        name = deployment_name(self.work_pool, program.owner, program.title, program.provider)
         # Not the user tag: Prefect adds deployment tags to every run, and a provider program's
         # runs belong to whoever runs them (the active-job limit counts runs by user tag).
-        tags = [tag for tag in job_tags(owner, title, provider) if tag != user_tag(owner)]
-        deployment_id = self.client.create_deployment(
-            flow_id=flow_id,
-            name=deployment_name(self.work_pool, owner, title, provider),
-            version=version,
-            description=description,
-            work_pool_name=self.work_pool,
+        tags = [tag for tag in job_tags(program.owner, program.title, program.provider) if not tag.startswith(USER_TAG)]
+        schema = parameter_schema(program.arguments_schema)
+        try:
+            existing = self.client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
+        except ObjectNotFound:
+            deployment_id = self.client.create_deployment(
+                flow_id=self.client.create_flow_from_name(FLOW_NAME),
+                name=name,
+                version=program.version,
+                description=program.description,
+                work_pool_name=self.work_pool,
+                tags=tags,
+                path=str(REPO_ROOT),
+                entrypoint=FLOW_ENTRYPOINT,
+                enforce_parameter_schema=True,
+                parameter_openapi_schema=schema,
+            )
+            return str(deployment_id)
+        update = DeploymentUpdate(
+            version=program.version,
+            description=program.description,
             tags=tags,
             path=str(REPO_ROOT),
             entrypoint=FLOW_ENTRYPOINT,
-            enforce_parameter_schema=False,
-            parameter_openapi_schema={
-                "type": "object",
-                "title": "Parameters",
-                "properties": {"job_id": {"type": "string", "title": "job_id", "position": 0}},
-                "required": ["job_id"],
-            },
+            enforce_parameter_schema=True,
+            parameter_openapi_schema=schema,
         )
-        return str(deployment_id)
+        self.client.update_deployment(existing.id, update)
+        return str(existing.id)
 
-    def start_job(self, *, deployment_id: str, job_id: str, owner: str, title: str, provider: str | None) -> str:
+    def start_run(
+        self, *, deployment_id: str, arguments: dict[str, Any], runner: str, title: str, provider: str | None
+    ) -> str:
         flow_run = self.client.create_flow_run_from_deployment(
             UUID(deployment_id),
-            parameters={"job_id": job_id},
+            parameters={"arguments": arguments},
             name=title.replace("/", "-"),
-            tags=job_tags(owner, title, provider),
+            tags=job_tags(runner, title, provider),
         )
         return str(flow_run.id)
+
+    def runs_to_adopt(self) -> list[ProgramRun]:
+        due = DateTime.now("UTC") + ADOPT_AHEAD
+        runs = self.client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=ACTIVE_STATE_TYPES)),
+                expected_start_time=FlowRunFilterExpectedStartTime(before_=due),
+                deployment_id=FlowRunFilterDeploymentId(is_null_=False),
+            ),
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self.work_pool])),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            limit=STATES_PER_CALL,
+        )
+        return [
+            ProgramRun(
+                flow_run_id=str(run.id),
+                deployment_id=str(run.deployment_id),
+                arguments=run.parameters.get("arguments"),
+                runner=runner_of(run.tags),
+                created=run.created or datetime.now(UTC),
+            )
+            for run in runs
+        ]
+
+    def tag_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None) -> None:
+        run = self.client.read_flow_run(UUID(flow_run_id))
+        tags = sorted(set(run.tags) | set(job_tags(runner, title, provider)))
+        self.client.update_flow_run(UUID(flow_run_id), tags=tags)
 
     def state(self, flow_run_id: str) -> State | None:
         return self.client.read_flow_run(UUID(flow_run_id)).state

@@ -1,8 +1,9 @@
-"""Submitting a job: checks, the job's files in storage, its flow run and its row."""
+"""Submitting a job: checks, its flow run, its row and its files in storage (also for runs started in Prefect)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
@@ -39,45 +40,15 @@ def run(
     validate_against_schema(program, arguments)
     if program.artifact is None or program.entrypoint is None or program.deployment_id is None:
         raise bad_request("This function is an image function; image functions cannot run on the Ray runner.")
-    trial = policy.runs_as_trial(user, program_facts(session, program))
-
-    job_id = db.new_id()
-    token = new_token()
-    area = layout.job_area(user.name, program.provider, program.title)
-    spec = JobSpec(
-        job_id=job_id,
-        program_title=program.title,
-        entrypoint=program.entrypoint,
-        data_area=area,
-        provider_area=layout.provider_area(program.provider, program.title) if program.provider else None,
-        env=job_environment(services, job_id, token, program, request, channel, instance, trial),
-        program_env=json.loads(program.env_vars or "{}"),
-        dependencies=json.loads(program.dependencies or "[]"),
-    )
-    storage = services.storage
-    storage.put_bytes(spec.arguments_key, request.arguments.encode())
-    try:
-        storage.copy(program.artifact, spec.artifact_key)  # per-job snapshot: a re-upload never changes a queued job
-    except FileNotFoundError:  # replaced by an upload a moment ago
-        raise ApiError(409, f"Function {program.title} was being replaced; run it again.") from None
-    spec.save(storage)
-    flow_run_id = services.orchestrator.start_job(
+    flow_run_id = services.orchestrator.start_run(
         deployment_id=program.deployment_id,
-        job_id=job_id,
-        owner=user.name,
+        arguments=arguments,
+        runner=user.name,
         title=program.title,
         provider=program.provider,
     )
-    job = db.Job(
-        id=job_id,
-        author=user.name,
-        program_id=program.id,
-        flow_run_id=flow_run_id,
-        token_hash=hash_token(token),
-        trial=trial,
-    )
-    session.add(job)
-    session.commit()
+    extras = RunExtras(channel=channel, instance=instance, function_size=request.function_size)
+    job = open_job(services, session, program, user, flow_run_id, request.arguments, extras)
     return JobCreated(
         id=job.id,
         status=QUEUED,
@@ -87,15 +58,69 @@ def run(
     )
 
 
-def job_environment(
+@dataclass(frozen=True)
+class RunExtras:
+    """What a run request adds to a job beyond its program and arguments (none for a run started in Prefect)."""
+
+    channel: str | None = None
+    instance: str | None = None
+    function_size: str | None = None
+
+
+def open_job(
     services: Services,
-    job_id: str,
-    token: str,
+    session: Session,
     program: db.Program,
-    request: RunRequest,
-    channel: str | None,
-    instance: str | None,
-    trial: bool,
+    runner: Principal,
+    flow_run_id: str,
+    arguments: str,
+    extras: RunExtras,
+) -> db.Job:
+    """Make a flow run of the program's deployment a job of `runner`, with the flow run's id.
+
+    The row commits first: its primary key makes a run a job once, whichever gateway gets there
+    first (IntegrityError for the others). The spec is written last: the flow waits for it, so
+    a program never starts before its arguments and artifact snapshot are in place.
+    """
+    assert program.artifact is not None and program.entrypoint is not None
+    trial = policy.runs_as_trial(runner, program_facts(session, program))
+    token = new_token()
+    job = db.Job(
+        id=flow_run_id,
+        author=runner.name,
+        program_id=program.id,
+        flow_run_id=flow_run_id,
+        token_hash=hash_token(token),
+        trial=trial,
+    )
+    session.add(job)
+    session.commit()
+    area = layout.job_area(runner.name, program.provider, program.title)
+    spec = JobSpec(
+        job_id=job.id,
+        program_title=program.title,
+        entrypoint=program.entrypoint,
+        data_area=area,
+        provider_area=layout.provider_area(program.provider, program.title) if program.provider else None,
+        env=job_environment(services, job.id, token, program, extras, trial),
+        program_env=json.loads(program.env_vars or "{}"),
+        dependencies=json.loads(program.dependencies or "[]"),
+    )
+    storage = services.storage
+    storage.put_bytes(spec.arguments_key, arguments.encode())
+    try:
+        storage.copy(program.artifact, spec.artifact_key)  # per-job snapshot: a re-upload never changes a queued job
+    except FileNotFoundError:  # replaced by an upload a moment ago
+        services.orchestrator.stop(flow_run_id)
+        session.delete(job)
+        session.commit()
+        raise ApiError(409, f"Function {program.title} was being replaced; run it again.") from None
+    spec.save(storage)
+    return job
+
+
+def job_environment(
+    services: Services, job_id: str, token: str, program: db.Program, extras: RunExtras, trial: bool
 ) -> dict[str, str]:
     """The variables a program reads (docs/architecture.md, Program environment); its env_vars go on top at start."""
     env = {
@@ -103,16 +128,16 @@ def job_environment(
         "ENV_JOB_GATEWAY_HOST": services.settings.gateway_url,
         "ENV_JOB_GATEWAY_TOKEN": token,
         "ENV_GATEWAY_PROVIDER_VERSION": "v1",
-        "QISKIT_IBM_CHANNEL": channel or "ibm_quantum_platform",
+        "QISKIT_IBM_CHANNEL": extras.channel or "ibm_quantum_platform",
         "QISKIT_IBM_URL": "https://cloud.ibm.com",
         "ENV_JOB_ARGUMENTS": "{}",
         "ENV_ACCESS_TRIAL": str(trial),
-        "ENV_JOB_FUNCTION_SIZE": request.function_size or "",
+        "ENV_JOB_FUNCTION_SIZE": extras.function_size or "",
         "ENV_JOB_COMPUTE_PROFILE": "",
         "QS_OT_PROGRAM_NAME": program.title,
         "QISKIT_IBM_RUNTIME_CUSTOM_CLIENT_APP_HEADER": f"middleware_job_id/{job_id}",
     }
-    if instance:
-        env["ENV_JOB_GATEWAY_INSTANCE"] = instance
-        env["QISKIT_IBM_INSTANCE"] = instance
+    if extras.instance:
+        env["ENV_JOB_GATEWAY_INSTANCE"] = extras.instance
+        env["QISKIT_IBM_INSTANCE"] = extras.instance
     return env

@@ -22,6 +22,7 @@ from gateway.access.facts import admin_groups
 from gateway.access.subject import Principal
 from gateway.context import Services
 from gateway.errors import ApiError, bad_request
+from gateway.orchestrator import DeploymentSpec
 from gateway.programs.dependencies import normalize_dependencies
 from gateway.programs.form_fields import json_field
 from gateway.programs.lookup import function_missing, split_title, stored_program
@@ -133,7 +134,14 @@ def upload_program(
         raise ApiError(409, f"Function {title} was created by another upload at the same time; upload again.") from None
     # Deployment next: if Prefect refuses, nothing stored has changed yet.
     program.deployment_id = services.orchestrator.upsert_program(
-        owner=program.author, title=title, provider=provider, description=program.description, version=program.version
+        DeploymentSpec(
+            owner=program.author,
+            title=title,
+            provider=provider,
+            description=program.description,
+            version=program.version,
+            arguments_schema=json.loads(program.arguments_schema) if program.arguments_schema else None,
+        )
     )
     replaced, stored = program.artifact, None
     if artifact is not None:

@@ -10,12 +10,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from prefect.client.schemas.objects import State, StateType
 from prefect.states import Cancelled, Cancelling, Scheduled
 
 from core.job_log import STOPPED_MESSAGE
-from gateway.orchestrator import ACTIVE_STATE_TYPES, deployment_name, job_tags
+from gateway.orchestrator import (
+    ACTIVE_STATE_TYPES,
+    DeploymentSpec,
+    ProgramRun,
+    deployment_name,
+    job_tags,
+    parameter_schema,
+    runner_of,
+)
 
 
 @dataclass
@@ -24,15 +34,17 @@ class Deployment:
     name: str
     description: str | None
     version: str | None
+    parameter_schema: dict[str, Any]
 
 
 @dataclass
 class Run:
     id: str
     deployment_id: str
-    parameters: dict[str, str]
+    parameters: dict[str, Any]
     tags: list[str]
     history: list[State] = field(default_factory=list)
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def state(self) -> State:
@@ -48,21 +60,30 @@ class FakeOrchestrator:
 
     # the protocol
 
-    def upsert_program(
-        self, *, owner: str, title: str, provider: str | None, description: str | None, version: str | None
-    ) -> str:
-        name = deployment_name(self.work_pool, owner, title, provider)
+    def upsert_program(self, program: DeploymentSpec) -> str:
+        name = deployment_name(self.work_pool, program.owner, program.title, program.provider)
         found = next((deployment for deployment in self.deployments.values() if deployment.name == name), None)
         deployment_id = found.id if found else str(uuid.uuid4())
-        self.deployments[deployment_id] = Deployment(deployment_id, name, description, version)
+        self.deployments[deployment_id] = Deployment(
+            deployment_id, name, program.description, program.version, parameter_schema(program.arguments_schema)
+        )
         return deployment_id
 
-    def start_job(self, *, deployment_id: str, job_id: str, owner: str, title: str, provider: str | None) -> str:
-        assert deployment_id in self.deployments, "a run needs its program's deployment"
-        run = Run(str(uuid.uuid4()), deployment_id, {"job_id": job_id}, job_tags(owner, title, provider))
-        run.history.append(Scheduled())
-        self.runs[run.id] = run
-        return run.id
+    def start_run(
+        self, *, deployment_id: str, arguments: dict[str, Any], runner: str, title: str, provider: str | None
+    ) -> str:
+        return self.start_in_prefect(deployment_id, arguments, job_tags(runner, title, provider))
+
+    def runs_to_adopt(self) -> list[ProgramRun]:
+        return [
+            ProgramRun(run.id, run.deployment_id, run.parameters.get("arguments"), runner_of(run.tags), run.created)
+            for run in self.runs.values()
+            if run.state.type in ACTIVE_STATE_TYPES
+        ]
+
+    def tag_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None) -> None:
+        run = self.runs[flow_run_id]
+        run.tags = sorted(set(run.tags) | set(job_tags(runner, title, provider)))
 
     def state(self, flow_run_id: str) -> State | None:
         return self.runs[flow_run_id].state
@@ -98,13 +119,19 @@ class FakeOrchestrator:
     def executor_ready(self) -> bool:
         return True
 
+    # what Prefect's UI, CLI or a schedule would do
+
+    def start_in_prefect(self, deployment_id: str, arguments: Any, tags: list[str] | None = None) -> str:
+        assert deployment_id in self.deployments, "a run needs its program's deployment"
+        run = Run(str(uuid.uuid4()), deployment_id, {"arguments": arguments}, tags or [])
+        run.history.append(Scheduled())
+        self.runs[run.id] = run
+        return run.id
+
     # what the executor would do
 
-    def run_of(self, job_id: str) -> Run:
-        return next(run for run in self.runs.values() if run.parameters == {"job_id": job_id})
-
     def advance(self, job_id: str, *types: StateType) -> None:
-        """Move the job's run through these states, in order."""
-        run = self.run_of(job_id)
+        """Move the job's run (the job's id is its run's) through these states, in order."""
+        run = self.runs[job_id]
         for state_type in types:
             run.history.append(State(type=state_type))
