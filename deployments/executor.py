@@ -52,8 +52,8 @@ log = logging.getLogger("qiskit_serverless.executor")
 POLL_SECONDS = 2.0
 HEARTBEAT_SECONDS = 10.0
 WARM_WORKERS = 2
-# Clocks of the gateway, Prefect and the executor may differ a little: a run due within it is due.
-DUE_SLACK = timedelta(seconds=1)
+# Clocks of Prefect and the executor may differ a little: a run due within it is due.
+DUE_SLACK = timedelta(seconds=0.1)
 RERUN_REFUSED = "(A finished job is not run again: run the program for a new job.)"
 
 
@@ -115,20 +115,26 @@ class Executor:
         Asking the work pool (not reading flow runs) is what makes its and its queues'
         concurrency limits, priorities and pause apply. A Scheduled event or a run's end
         wakes this loop at once; several wakes during one ask make one more ask, not many.
+        A run coming due before the next ask (a schedule's) sets the wake-up to its time.
         """
         while not self.stopping.is_set():
             self.wake.clear()
+            pause = POLL_SECONDS
             try:
                 async with get_client() as client:
-                    due = await client.get_scheduled_flow_runs_for_work_pool(
-                        self.settings.work_pool, scheduled_before=datetime.now(UTC) + DUE_SLACK
+                    soon = await client.get_scheduled_flow_runs_for_work_pool(
+                        self.settings.work_pool, scheduled_before=datetime.now(UTC) + timedelta(seconds=POLL_SECONDS)
                     )
+                now = datetime.now(UTC)
+                due = [each.flow_run for each in soon if _start_of(each.flow_run, now) <= now + DUE_SLACK]
+                later = [(_start_of(each.flow_run, now) - now).total_seconds() for each in soon]
+                pause = min([POLL_SECONDS, *[wait for wait in later if wait > 0]])
                 # Claimed before the next ask: a run still Scheduled there would not count against the limits.
-                await asyncio.gather(*(self.claim(scheduled.flow_run) for scheduled in due))
+                await asyncio.gather(*(self.claim(flow_run) for flow_run in due))
             except Exception:
                 log.exception("could not read the work pool's due runs")
             try:
-                await asyncio.wait_for(self.wake.wait(), timeout=POLL_SECONDS)
+                await asyncio.wait_for(self.wake.wait(), timeout=pause)
             except TimeoutError:
                 pass
 
@@ -285,6 +291,10 @@ class Executor:
         for pending in tasks:
             pending.cancel()
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _start_of(flow_run: FlowRun, now: datetime) -> datetime:
+    return flow_run.next_scheduled_start_time or flow_run.expected_start_time or now
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.actions import DeploymentUpdate
+from prefect.client.schemas.actions import DeploymentScheduleCreate, DeploymentUpdate
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterDeploymentId,
@@ -27,8 +27,9 @@ from prefect.client.schemas.filters import (
     WorkPoolFilter,
     WorkPoolFilterName,
 )
-from prefect.client.schemas.objects import State, StateType, WorkPoolStatus
+from prefect.client.schemas.objects import DeploymentSchedule, State, StateType, WorkPoolStatus
 from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling
@@ -70,6 +71,19 @@ class ProgramRun:
     created: datetime
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """One of a deployment's own Prefect schedules: a cron or an interval, with its runs' arguments."""
+
+    id: str
+    cron: str | None
+    interval_seconds: float | None
+    timezone: str
+    anchor: datetime | None  # where an interval's runs are counted from
+    arguments: Any
+    active: bool
+
+
 class Orchestrator(Protocol):
     """What the services need of the orchestrator (ids are strings; states are Prefect's)."""
 
@@ -89,6 +103,27 @@ class Orchestrator(Protocol):
 
     def tag_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None) -> None:
         """Give a run started in Prefect the tags of a job (the active-job limit counts by them)."""
+        ...
+
+    def schedules(self, deployment_id: str) -> list[Schedule]: ...
+
+    def add_schedule(
+        self,
+        deployment_id: str,
+        *,
+        cron: str | None,
+        interval_seconds: float | None,
+        timezone: str,
+        arguments: dict[str, Any],
+        active: bool,
+    ) -> Schedule:
+        """Add a schedule to the deployment and have its next runs made now."""
+        ...
+
+    def set_schedule_active(self, deployment_id: str, schedule_id: str, active: bool) -> None: ...
+
+    def remove_schedule(self, deployment_id: str, schedule_id: str) -> None:
+        """Remove the schedule and its future runs (the deployment's other schedules keep theirs)."""
         ...
 
     def state(self, flow_run_id: str) -> State | None: ...
@@ -121,6 +156,26 @@ def user_tag(user: str) -> str:
 
 def runner_of(tags: Iterable[str]) -> str | None:
     return next((tag.removeprefix(USER_TAG) for tag in tags if tag.startswith(USER_TAG)), None)
+
+
+def _schedule(found: DeploymentSchedule) -> Schedule:
+    rule = found.schedule
+    cron, interval, anchor = None, None, None
+    if isinstance(rule, CronSchedule):
+        cron = rule.cron
+    elif isinstance(rule, IntervalSchedule):
+        # A plain datetime: Prefect's is pendulum's, whose arithmetic differs.
+        interval, anchor = rule.interval.total_seconds(), datetime.fromtimestamp(rule.anchor_date.timestamp(), UTC)
+    # else an RRule schedule made in the Prefect UI: listed, with neither field
+    return Schedule(
+        id=str(found.id),
+        cron=cron,
+        interval_seconds=interval,
+        timezone=getattr(rule, "timezone", None) or "UTC",
+        anchor=anchor,
+        arguments=found.parameters.get("arguments", {}),
+        active=found.active,
+    )
 
 
 def parameter_schema(arguments_schema: dict[str, Any] | None) -> dict[str, Any]:
@@ -234,6 +289,42 @@ class PrefectOrchestrator:
             )
             for run in runs
         ]
+
+    def schedules(self, deployment_id: str) -> list[Schedule]:
+        return [_schedule(found) for found in self.client.read_deployment_schedules(UUID(deployment_id))]
+
+    def add_schedule(
+        self,
+        deployment_id: str,
+        *,
+        cron: str | None,
+        interval_seconds: float | None,
+        timezone: str,
+        arguments: dict[str, Any],
+        active: bool,
+    ) -> Schedule:
+        rule: CronSchedule | IntervalSchedule
+        if cron is not None:
+            rule = CronSchedule(cron=cron, timezone=timezone)
+        else:
+            assert interval_seconds is not None
+            rule = IntervalSchedule(interval=timedelta(seconds=interval_seconds), timezone=timezone)
+        create = DeploymentScheduleCreate(schedule=rule, active=active, parameters={"arguments": arguments})
+        [made] = self.client.create_deployment_schedules(UUID(deployment_id), [create])
+        self._make_runs(deployment_id)
+        return _schedule(made)
+
+    def set_schedule_active(self, deployment_id: str, schedule_id: str, active: bool) -> None:
+        self.client.update_deployment_schedule(UUID(deployment_id), UUID(schedule_id), active=active)
+        self._make_runs(deployment_id)
+
+    def remove_schedule(self, deployment_id: str, schedule_id: str) -> None:
+        self.client.delete_deployment_schedule(UUID(deployment_id), UUID(schedule_id))
+        self._make_runs(deployment_id)  # Prefect removed every schedule's future runs
+
+    def _make_runs(self, deployment_id: str) -> None:
+        """Have Prefect make the deployment's next scheduled runs now, not at its scheduler's next pass."""
+        self.client.request("POST", "/deployments/{id}/schedule", path_params={"id": UUID(deployment_id)}, json={})
 
     def tag_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None) -> None:
         run = self.client.read_flow_run(UUID(flow_run_id))

@@ -48,6 +48,11 @@ def _manages(subject: Principal, program: ProgramFacts) -> bool:
     return subject.name == program.author or (program.provider is not None and subject.in_any(program.admin_groups))
 
 
+def can_manage(subject: Principal | None, program: ProgramFacts) -> bool:
+    """The program's author, or for a provider program one of the provider's admins."""
+    return subject is not None and _acts_freely(subject) and _manages(subject, program)
+
+
 def can_view(subject: Principal | None, program: ProgramFacts) -> bool:
     if subject is None or not _acts_freely(subject):
         return False

@@ -27,13 +27,13 @@ from gateway.jobs.schemas import (
 )
 from gateway.openapi import REQUIRED
 from gateway.programs.lookup import program_by_id
+from gateway.programs.schemas import ProgramId
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 # Jobs of a program, under the programs path the client calls.
 programs_router = APIRouter(prefix="/programs", tags=["programs"])
 NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Nothing stored yet."}}
 JobId = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
-ProgramId = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
 # Checked by the service (its own 400 message); documented only.
 SUB_STATUS = {"enum": [value.value for value in SubStatus], REQUIRED: True}
 

@@ -54,9 +54,11 @@ def find_program(
     raise function_missing(title, provider)
 
 
-def program_by_id(session: Session, user: Principal, program_id: str) -> db.Program:
+def program_by_id(session: Session, user: Principal, program_id: str, to_manage: bool = False) -> db.Program:
+    """The program with this id as the user may see it, or manage it (its schedules); 404 otherwise."""
     program = session.get(db.Program, program_id) if len(program_id) <= 36 else None
-    if program is None or not policy.can_view(user, program_facts(session, program)):
+    allowed = policy.can_manage if to_manage else policy.can_view
+    if program is None or not allowed(user, program_facts(session, program)):
         raise not_found(f"Qiskit Function [{program_id}] doesn't exist.")
     return program
 

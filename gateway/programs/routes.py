@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 
 from gateway.auth import CurrentUser
 from gateway.context import DbSession, ServicesDep
 from gateway.errors import CONFLICT
 from gateway.openapi import JSON_ARRAY, JSON_OBJECT, JSON_SCHEMA_TEXT, JSON_STRING_MAP, case_insensitive, json_text
-from gateway.programs import lookup
+from gateway.programs import lookup, schedules
 from gateway.programs.arguments import parse_arguments, validate_against_schema
-from gateway.programs.schemas import FunctionOut, ValidateRequest
+from gateway.programs.schemas import FunctionOut, ProgramId, ScheduleIn, ScheduleOut, SchedulePatch, ValidateRequest
 from gateway.programs.upload import UploadForm, upload_program
 
 router = APIRouter(prefix="/programs", tags=["programs"])
@@ -135,3 +135,47 @@ def validate_arguments(
     arguments = parse_arguments(body.arguments, services.settings.max_arguments_bytes)
     validate_against_schema(program, arguments)
     return {"valid": True}
+
+
+ScheduleId = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
+SCHEDULES = "/{program_id}/schedules"
+SCHEDULE = "/{program_id}/schedules/{schedule_id}"
+NOT_YOURS = "Only the function's author, or an admin of its provider, sees or changes its schedules (404 for others)."
+
+
+@router.post(SCHEDULES, status_code=201, response_model=ScheduleOut, response_model_exclude_none=True,
+             summary="Schedule runs of a function", description=NOT_YOURS)  # fmt: skip
+def create_schedule(
+    program_id: ProgramId, body: ScheduleIn, user: CurrentUser, session: DbSession, services: ServicesDep
+) -> ScheduleOut:
+    return schedules.add_schedule(services, lookup.program_by_id(session, user, program_id, to_manage=True), body)
+
+
+@router.get(SCHEDULES, response_model=list[ScheduleOut], response_model_exclude_none=True,
+            summary="A function's schedules", description=NOT_YOURS)  # fmt: skip
+def get_schedules(
+    program_id: ProgramId, user: CurrentUser, session: DbSession, services: ServicesDep
+) -> list[ScheduleOut]:
+    return schedules.list_schedules(services, lookup.program_by_id(session, user, program_id, to_manage=True))
+
+
+@router.patch(SCHEDULE, response_model=ScheduleOut, response_model_exclude_none=True,
+              summary="Pause or resume a schedule", description=NOT_YOURS)  # fmt: skip
+def patch_schedule(
+    program_id: ProgramId,
+    schedule_id: ScheduleId,
+    body: SchedulePatch,
+    user: CurrentUser,
+    session: DbSession,
+    services: ServicesDep,
+) -> ScheduleOut:
+    program = lookup.program_by_id(session, user, program_id, to_manage=True)
+    return schedules.set_active(services, program, schedule_id, body.active)
+
+
+@router.delete(SCHEDULE, status_code=204, summary="Remove a schedule and its future runs", description=NOT_YOURS)
+def delete_schedule(
+    program_id: ProgramId, schedule_id: ScheduleId, user: CurrentUser, session: DbSession, services: ServicesDep
+) -> Response:
+    schedules.remove(services, lookup.program_by_id(session, user, program_id, to_manage=True), schedule_id)
+    return Response(status_code=204)

@@ -7,11 +7,12 @@ both directions: no 5xx; every response, status code, content type and header is
 document accepts is accepted (no "schema-valid request rejected") and input it refuses is refused; a
 route that needs a token refuses a request without one.
 
-Three operations may refuse schema-valid input with 400, because what they accept depends on stored
-state a static document cannot state: upload (the artifact must hold the entrypoint, dependencies must
-be on the allow-list, a provider needs its admin), run and validate_arguments (the function's own
-arguments_schema). JSON-text fields (`arguments`, `dependencies`, ...) are documented as JSON text,
-which JSON Schema can only annotate.
+Four operations may refuse schema-valid input with 400, because what they accept depends on stored
+state or rules a static document cannot state: upload (the artifact must hold the entrypoint,
+dependencies must be on the allow-list, a provider needs its admin), run and validate_arguments (the
+function's own arguments_schema), and a new schedule (its arguments against that schema, a cron
+expression and timezone Prefect reads, an interval of at least 10 s). JSON-text fields (`arguments`,
+`dependencies`, ...) are documented as JSON text, which JSON Schema can only annotate.
 
 The fuzzer works as a user of its own, `fuzzuser`, who owns one program (with an arguments schema),
 one finished job and one file. Half of the generated ids, titles and file names are those real ones
@@ -111,14 +112,20 @@ parameters = {{ "body.title" = {{ dictionary = "titles", probability = 0.0 }} }}
 
 # What these accept depends on stored state (see the module docstring): 400 is an expected answer here.
 [[operations]]
-include-name = ["POST /api/v1/programs/upload", "POST /api/v1/programs/run", "POST /api/v1/programs/validate_arguments"]
+include-name = [
+    "POST /api/v1/programs/upload",
+    "POST /api/v1/programs/run",
+    "POST /api/v1/programs/validate_arguments",
+    "POST /api/v1/programs/{{program_id}}/schedules",
+]
 checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 413, 423, 429]
 """
 
 
 def test_openapi_fuzz_finds_no_server_error(stack: Stack, tmp_path: Path) -> None:
     config = tmp_path / "schemathesis.toml"
-    config.write_text(_config(*_seed(stack)))
+    job_id, program_id = _seed(stack)
+    config.write_text(_config(job_id, program_id))
     command = [
         str(SCHEMATHESIS),
         f"--config-file={config}",
@@ -144,4 +151,8 @@ def test_openapi_fuzz_finds_no_server_error(stack: Stack, tmp_path: Path) -> Non
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=400)
     elapsed = time.monotonic() - started
     output = f"$ {' '.join(command)}\n(exit {run.returncode} after {elapsed:.0f} s)\n{run.stdout}\n{run.stderr}"
+    # The schedules it made would start the fuzz user's jobs for the rest of the session.
+    schedules = f"/api/v1/programs/{program_id}/schedules"
+    for schedule in stack.get(schedules, TOKEN).json():
+        stack.request("DELETE", f"{schedules}/{schedule['id']}", TOKEN)
     assert run.returncode == 0, output

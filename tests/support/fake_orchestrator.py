@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from gateway.orchestrator import (
     ACTIVE_STATE_TYPES,
     DeploymentSpec,
     ProgramRun,
+    Schedule,
     deployment_name,
     job_tags,
     parameter_schema,
@@ -35,6 +36,7 @@ class Deployment:
     description: str | None
     version: str | None
     parameter_schema: dict[str, Any]
+    schedules: list[Schedule] = field(default_factory=list)
 
 
 @dataclass
@@ -65,7 +67,12 @@ class FakeOrchestrator:
         found = next((deployment for deployment in self.deployments.values() if deployment.name == name), None)
         deployment_id = found.id if found else str(uuid.uuid4())
         self.deployments[deployment_id] = Deployment(
-            deployment_id, name, program.description, program.version, parameter_schema(program.arguments_schema)
+            deployment_id,
+            name,
+            program.description,
+            program.version,
+            parameter_schema(program.arguments_schema),
+            found.schedules if found else [],  # Prefect keeps a deployment's schedules on update
         )
         return deployment_id
 
@@ -80,6 +87,32 @@ class FakeOrchestrator:
             for run in self.runs.values()
             if run.state.type in ACTIVE_STATE_TYPES
         ]
+
+    def schedules(self, deployment_id: str) -> list[Schedule]:
+        return list(self.deployments[deployment_id].schedules)
+
+    def add_schedule(
+        self,
+        deployment_id: str,
+        *,
+        cron: str | None,
+        interval_seconds: float | None,
+        timezone: str,
+        arguments: dict[str, Any],
+        active: bool,
+    ) -> Schedule:
+        anchor = datetime.now(UTC) if interval_seconds is not None else None
+        made = Schedule(str(uuid.uuid4()), cron, interval_seconds, timezone, anchor, arguments, active)
+        self.deployments[deployment_id].schedules.append(made)
+        return made
+
+    def set_schedule_active(self, deployment_id: str, schedule_id: str, active: bool) -> None:
+        kept = self.deployments[deployment_id].schedules
+        kept[:] = [replace(each, active=active) if each.id == schedule_id else each for each in kept]
+
+    def remove_schedule(self, deployment_id: str, schedule_id: str) -> None:
+        kept = self.deployments[deployment_id].schedules
+        kept[:] = [each for each in kept if each.id != schedule_id]
 
     def tag_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None) -> None:
         run = self.runs[flow_run_id]
