@@ -128,6 +128,26 @@ def stop_times(url: str, stoppable: QiskitFunction, data_dir: Path, runs: int) -
     return gone, canceled
 
 
+def scheduled(url: str, client: ServerlessClient, data_dir: Path, runs: int) -> list[float]:
+    """A 10 s interval schedule through /api/v1: from each run's due time to its RUNNING state."""
+    function = upload(client, "bench-scheduled", "hello")
+    program = requests.get(f"{url}/api/v1/programs/get_by_title/bench-scheduled/", headers=HEADERS, timeout=30).json()
+    schedules = f"{url}/api/v1/programs/{program['id']}/schedules"
+    made = requests.post(schedules, headers=HEADERS, json={"interval_seconds": 10}, timeout=30).json()
+    deadline = time.monotonic() + 10 * runs + 30
+    while len([job for job in client.jobs(limit=100, function=function) if job.status() == "DONE"]) < runs:
+        assert time.monotonic() < deadline, "scheduled runs did not finish"
+        time.sleep(1)
+    requests.delete(f"{schedules}/{made['id']}", headers=HEADERS, timeout=30)
+    ids = [job.job_id for job in client.jobs(limit=100, function=function) if job.status() == "DONE"][:runs]
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": f"http://127.0.0.1:{TEST_PORTS['QS_PREFECT_PORT']}/api",
+        "PREFECT_PROFILES_PATH": str(data_dir / "prefect-profiles.toml"),
+    }
+    return _anchor([str(HERE / "schedule_lag.py"), *ids], env)["due_to_running"]
+
+
 RUNTIME_PYTHON = HERE.parent / ".venv-runtime" / "bin" / "python"
 PRELOADED = "import qiskit_serverless, qiskit, qiskit_ibm_runtime"
 
@@ -239,6 +259,7 @@ def main() -> None:
         gone, canceled = stop_times(url, stoppable, data_dir, 5)
         tutorial_done, tutorial_own = tutorial(url, client, max(5, runs // 2))
         launchers, children = memory(url, stoppable, data_dir)
+        due_lag = scheduled(url, client, data_dir, 5)
         ray_plain = ray_jobs(max(5, runs // 2), data_dir)
         plain = baseline(max(5, runs // 2), data_dir)
     cold = cold_imports(5)
@@ -250,6 +271,7 @@ def main() -> None:
     print(summary("live-log lag", lags))
     print(summary("stop -> program process gone", gone))
     print(summary("stop -> CANCELED", canceled))
+    print(summary("schedule: due time -> RUNNING", due_lag))
     print(summary("tutorial program: submit -> DONE", tutorial_done))
     print(summary("tutorial program: own run, warm", tutorial_own))
     overhead = statistics.median(tutorial_done) - statistics.median(tutorial_own)

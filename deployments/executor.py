@@ -209,6 +209,15 @@ class Executor:
             if flow_run.work_pool_name == self.settings.work_pool and flow_run.state and flow_run.state.is_cancelling():
                 await client.set_flow_run_state(flow_run_id, Cancelled(message=STOPPED_MESSAGE), force=True)
 
+    def cancelled(self, key: str) -> None:
+        """A run of ours was cancelled outright (a stop that found it still Pending, or waiting
+        for a retry). Prefect lets the engine take it from Cancelled to Running again, so the
+        flow is told to stop: it returns Cancelled before it starts the program (flows/run_program.py)."""
+        with self.lock:
+            ours = key in self.active
+        if ours:
+            cancellation.request(key)
+
     async def recover(self) -> None:
         """Close runs a previous executor of this pool left behind (one executor serves a pool).
 
@@ -236,16 +245,21 @@ class Executor:
 
     async def listen(self) -> None:
         event_filter = EventFilter(
-            event=EventNameFilter(name=["prefect.flow-run.Scheduled", "prefect.flow-run.Cancelling"])
+            event=EventNameFilter(
+                name=["prefect.flow-run.Scheduled", "prefect.flow-run.Cancelling", "prefect.flow-run.Cancelled"]
+            )
         )
         while not self.stopping.is_set():
             try:
                 async with get_events_subscriber(filter=event_filter, reconnection_attempts=1_000_000) as events:
                     async for event in events:
+                        flow_run_id = event.resource.id.rsplit(".", 1)[-1]
                         if event.event.endswith("Scheduled"):
                             self.wake.set()
+                        elif event.event.endswith("Cancelled"):
+                            self.cancelled(flow_run_id)
                         else:
-                            self.spawn(self.cancel(UUID(event.resource.id.rsplit(".", 1)[-1])))
+                            self.spawn(self.cancel(UUID(flow_run_id)))
             except Exception:
                 log.exception("event stream lost; reconnecting")
                 await asyncio.sleep(1)

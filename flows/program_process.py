@@ -15,6 +15,7 @@ import shutil
 import signal
 import threading
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
 
@@ -22,6 +23,7 @@ from core.allow_list import read_allow_list
 from core.artifact import extract_artifact
 from core.job_log import truncation_notice
 from core.job_spec import JobSpec
+from core.retries import ATTEMPT_VARIABLE, separator
 from core.storage import Storage
 from flows.dependencies import DependencyInstallError, ensure_environment, install_specs
 from flows.launch import DATA, FUNCTION_DATA, LAUNCHER_OF_THIS_WORKER, Confinement, base_environment, start_program
@@ -35,6 +37,18 @@ LIMIT_SIGNALS: dict[int, str] = {
 }
 REMOTE_FLUSH_SECONDS = 0.5
 WAKE_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Which attempt of the job this is (Prefect's flow retries make more than one)."""
+
+    number: int = 1
+    of: int = 1
+
+    @property
+    def is_last(self) -> bool:
+        return self.number >= self.of
 
 
 def warm_up(runtime: NodeRuntime) -> None:
@@ -172,6 +186,8 @@ class LogSink:
         local = storage.local_path(key)
         self.path = local if local is not None else scratch_file
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if local is None and storage.exists(key):  # an earlier attempt's output: appended to, not replaced
+            storage.download(key, self.path)
         self.handle: IO[bytes] = open(self.path, "ab")
         self.dirty = threading.Event()
         self.closed = threading.Event()
@@ -223,6 +239,7 @@ def program_environment(
     runtime: NodeRuntime,
     packages: Path | None = None,
     function_data: Path | None = None,
+    attempt: Attempt = Attempt(),
 ) -> dict[str, str]:
     """System variables first, then the program's own env_vars on top (docs/architecture.md, Program environment).
 
@@ -240,6 +257,7 @@ def program_environment(
             "ARGUMENTS_PATH": str(data_dir / "arguments" / f"{spec.job_id}.json"),
             "RESULTS_PATH": str(data_dir / "results" / f"{spec.job_id}.json"),
             "PYTHONUNBUFFERED": "1",
+            ATTEMPT_VARIABLE: str(attempt.number),
         }
     )
     if runtime.sandbox:
@@ -266,13 +284,19 @@ def install_dependencies(spec: JobSpec, runtime: NodeRuntime, sink: LogSink) -> 
 
 
 def run_program_process(
-    spec: JobSpec, storage: Storage, runtime: NodeRuntime, mirror: PrefectLogMirror | None = None
+    spec: JobSpec,
+    storage: Storage,
+    runtime: NodeRuntime,
+    mirror: PrefectLogMirror | None = None,
+    attempt: Attempt = Attempt(),
 ) -> int:
     """Run the program to its end; returns its exit code. Output is persisted before returning."""
     workdir = runtime.scratch / spec.job_id
     sink = LogSink(storage, spec.logs_key, workdir / "logs.txt", runtime.logs_size_limit, mirror)
+    if attempt.number > 1:
+        sink.write(separator(attempt.number, attempt.of).encode())
     try:
-        return _run(spec, storage, runtime, workdir, sink)
+        return _run(spec, storage, runtime, workdir, sink, attempt)
     except DependencyInstallError as error:
         sink.write(f"{error}\n".encode())  # pip's own words; a traceback would only add noise
         raise
@@ -285,7 +309,7 @@ def run_program_process(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, sink: LogSink) -> int:
+def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, sink: LogSink, attempt: Attempt) -> int:
     artifact_dir = workdir / "artifact"
     tar_path = workdir / "artifact.tar"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -303,7 +327,7 @@ def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, s
 
     function_dir = function_data[0] if function_data else None
     confinement = Confinement(runtime, workdir, artifact_dir, data_dir, function_dir) if runtime.sandbox else None
-    env = program_environment(spec, data_dir, runtime, packages, function_dir)
+    env = program_environment(spec, data_dir, runtime, packages, function_dir, attempt)
     process = start_program(spec, artifact_dir, env, runtime, packages, confinement)
     try:
         _pump(cast(io.BufferedReader, process.stdout), sink)

@@ -23,8 +23,7 @@ from core.job_log import STOPPED_MESSAGE
 from core.job_spec import JobSpec
 from flows import cancellation, node
 from flows.node import NodeRuntime
-from flows.program_process import PrefectLogMirror, run_program_process
-
+from flows.program_process import Attempt, PrefectLogMirror, run_program_process
 
 # How long a run started in Prefect waits for the gateway to adopt it as a job.
 ADOPTION_SECONDS = 30.0
@@ -50,12 +49,11 @@ def wait_for_job(runtime: NodeRuntime, job_id: str) -> None:
 
 
 @task(name="execute-program", persist_result=False, cache_policy=NO_CACHE, log_prints=False)
-def execute_program(job_id: str, runtime: NodeRuntime) -> int:
+def execute_program(job_id: str, runtime: NodeRuntime, attempt: Attempt) -> int:
     storage = platform_storage(runtime.storage_block)
     spec = JobSpec.load(storage, job_id)
-    spec.forget_secrets(storage)
     mirror = PrefectLogMirror(get_run_logger(), runtime.prefect_log_lines)
-    return run_program_process(spec, storage, runtime, mirror)
+    return run_program_process(spec, storage, runtime, mirror, attempt)
 
 
 # No address here: the executor gives the flow its cluster's task runner (`for_runtime`); a
@@ -68,26 +66,37 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
     job's arguments file, which the program reads.
     """
     runtime = node.current()
-    flow_run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
-    job_id = flow_run_id
+    flow_run = get_run_context().flow_run  # type: ignore[union-attr]
+    assert flow_run is not None
+    flow_run_id = job_id = str(flow_run.id)
+    # Prefect re-reads the run for each attempt (flow retries), so run_count is this attempt's number.
+    attempt = Attempt(max(1, flow_run.run_count), (flow_run.empirical_policy.retries or 0) + 1)
     wait_for_job(runtime, job_id)
-    with remote_options(num_cpus=runtime.job_num_cpus):
-        future = cast(PrefectRayFuture[int], execute_program.submit(job_id, runtime))
-    cancellation.register(flow_run_id, future.wrapped_future)
+    exit_code: int | None = None
     try:
-        exit_code = future.result()
-    except BaseException:
+        if cancellation.requested(flow_run_id):  # stopped between its claim and now (deployments/executor.py)
+            return Cancelled(message=STOPPED_MESSAGE)
+        with remote_options(num_cpus=runtime.job_num_cpus):
+            future = cast(PrefectRayFuture[int], execute_program.submit(job_id, runtime, attempt))
+        cancellation.register(flow_run_id, future.wrapped_future)
+        try:
+            exit_code = future.result()
+        except BaseException:
+            if cancellation.requested(flow_run_id):
+                return Cancelled(message=STOPPED_MESSAGE)
+            raise
         if cancellation.requested(flow_run_id):
             return Cancelled(message=STOPPED_MESSAGE)
-        raise
+        if exit_code != 0:
+            raise ProgramFailed(f"Program exited with code {exit_code}.")
+        return None
     finally:
         stopped = cancellation.requested(flow_run_id)
         cancellation.unregister(flow_run_id)
-    if stopped:
-        return Cancelled(message=STOPPED_MESSAGE)
-    if exit_code != 0:
-        raise ProgramFailed(f"Program exited with code {exit_code}.")
-    return None
+        if exit_code == 0 or attempt.is_last or stopped:
+            # No attempt follows: the token leaves the stored spec (it stays valid until the job ends).
+            storage = platform_storage(runtime.storage_block)
+            JobSpec.load(storage, job_id).forget_secrets(storage)
 
 
 def for_runtime(runtime: NodeRuntime) -> Flow[[dict[str, Any] | None], State | None]:

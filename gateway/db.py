@@ -131,6 +131,8 @@ class Program(Base):
     description: Mapped[str | None] = mapped_column(Text, default=None)
     version: Mapped[str | None] = mapped_column(String(64), default=None)
     arguments_schema: Mapped[str | None] = mapped_column(Text, default=None)
+    retries: Mapped[int | None] = mapped_column(default=None)  # the runs' default (RunConfig.retries)
+    retry_delay_seconds: Mapped[int | None] = mapped_column(default=None)
     sizes: Mapped[str] = mapped_column(Text, default="{}")
     default_size: Mapped[str | None] = mapped_column(String(64), default=None)
     type: Mapped[str] = mapped_column(String(16), default="GENERIC")

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.actions import DeploymentScheduleCreate, DeploymentUpdate
+from prefect.client.schemas.actions import DeploymentFlowRunCreate, DeploymentScheduleCreate, DeploymentUpdate
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterDeploymentId,
@@ -27,12 +27,12 @@ from prefect.client.schemas.filters import (
     WorkPoolFilter,
     WorkPoolFilterName,
 )
-from prefect.client.schemas.objects import DeploymentSchedule, State, StateType, WorkPoolStatus
+from prefect.client.schemas.objects import DeploymentSchedule, FlowRunPolicy, State, StateType, WorkPoolStatus
 from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelled, Cancelling
+from prefect.states import Cancelled, Cancelling, Scheduled, to_state_create
 from prefect.types._datetime import DateTime
 
 from core import status
@@ -58,6 +58,17 @@ class DeploymentSpec:
     description: str | None
     version: str | None
     arguments_schema: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Retries:
+    """A job's retries: Prefect retries a failed attempt of its flow run."""
+
+    retries: int = 0
+    delay_seconds: int = 0
+
+    def policy(self) -> FlowRunPolicy:
+        return FlowRunPolicy(retries=self.retries, retry_delay=self.delay_seconds)
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,14 @@ class Orchestrator(Protocol):
         ...
 
     def start_run(
-        self, *, deployment_id: str, arguments: dict[str, Any], runner: str, title: str, provider: str | None
+        self,
+        *,
+        deployment_id: str,
+        arguments: dict[str, Any],
+        runner: str,
+        title: str,
+        provider: str | None,
+        retries: Retries,
     ) -> str:
         """Create a flow run of the program's deployment for `runner`; returns its id (the job's id)."""
         ...
@@ -101,8 +119,13 @@ class Orchestrator(Protocol):
         """The pool's runs that are due or under way (candidates for jobs; some already are)."""
         ...
 
-    def tag_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None) -> None:
-        """Give a run started in Prefect the tags of a job (the active-job limit counts by them)."""
+    def adopt_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None, retries: Retries) -> None:
+        """Give a run started in Prefect the tags of a job (the active-job limit counts by them) and
+        the program's retries."""
+        ...
+
+    def attempts(self, flow_run_id: str) -> int:
+        """How many attempts the run may make (its retries plus one)."""
         ...
 
     def schedules(self, deployment_id: str) -> list[Schedule]: ...
@@ -257,15 +280,30 @@ class PrefectOrchestrator:
         return str(existing.id)
 
     def start_run(
-        self, *, deployment_id: str, arguments: dict[str, Any], runner: str, title: str, provider: str | None
+        self,
+        *,
+        deployment_id: str,
+        arguments: dict[str, Any],
+        runner: str,
+        title: str,
+        provider: str | None,
+        retries: Retries,
     ) -> str:
-        flow_run = self.client.create_flow_run_from_deployment(
-            UUID(deployment_id),
+        # What create_flow_run_from_deployment sends, plus the run's own retries (Prefect's flow retries).
+        create = DeploymentFlowRunCreate(
             parameters={"arguments": arguments},
+            state=to_state_create(Scheduled()),
             name=title.replace("/", "-"),
             tags=job_tags(runner, title, provider),
+            empirical_policy=retries.policy(),
         )
-        return str(flow_run.id)
+        response = self.client.request(
+            "POST",
+            "/deployments/{id}/create_flow_run",
+            path_params={"id": UUID(deployment_id)},
+            json=create.model_dump(mode="json", exclude_unset=True),
+        )
+        return str(response.json()["id"])
 
     def runs_to_adopt(self) -> list[ProgramRun]:
         due = DateTime.now("UTC") + ADOPT_AHEAD
@@ -326,10 +364,13 @@ class PrefectOrchestrator:
         """Have Prefect make the deployment's next scheduled runs now, not at its scheduler's next pass."""
         self.client.request("POST", "/deployments/{id}/schedule", path_params={"id": UUID(deployment_id)}, json={})
 
-    def tag_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None) -> None:
+    def adopt_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None, retries: Retries) -> None:
         run = self.client.read_flow_run(UUID(flow_run_id))
         tags = sorted(set(run.tags) | set(job_tags(runner, title, provider)))
-        self.client.update_flow_run(UUID(flow_run_id), tags=tags)
+        self.client.update_flow_run(UUID(flow_run_id), tags=tags, empirical_policy=retries.policy())
+
+    def attempts(self, flow_run_id: str) -> int:
+        return (self.client.read_flow_run(UUID(flow_run_id)).empirical_policy.retries or 0) + 1
 
     def state(self, flow_run_id: str) -> State | None:
         return self.client.read_flow_run(UUID(flow_run_id)).state

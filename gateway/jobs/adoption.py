@@ -23,7 +23,7 @@ from gateway.access.facts import user_groups
 from gateway.access.subject import Principal
 from gateway.context import Services
 from gateway.errors import ApiError
-from gateway.jobs.submit import RunExtras, open_job
+from gateway.jobs.submit import RunExtras, open_job, retries_of
 from gateway.orchestrator import ProgramRun
 
 log = logging.getLogger("qiskit_serverless.adoption")
@@ -59,6 +59,10 @@ def _adopt(services: Services, session: Session, run: ProgramRun) -> bool:
         return False
     runner = Principal(name, user_groups(session, name))
     arguments = run.arguments if isinstance(run.arguments, dict) else {}
+    # Before the job's spec, which the flow waits for: the run has its retries when the program starts.
+    services.orchestrator.adopt_run(
+        run.flow_run_id, runner=name, title=program.title, provider=program.provider, retries=retries_of(program)
+    )
     try:
         open_job(services, session, program, runner, run.flow_run_id, json.dumps(arguments), RunExtras())
     except IntegrityError:
@@ -67,7 +71,6 @@ def _adopt(services: Services, session: Session, run: ProgramRun) -> bool:
     except ApiError as refused:
         log.warning("flow run %s was not adopted: %s", run.flow_run_id, refused.message)
         return False
-    services.orchestrator.tag_run(run.flow_run_id, runner=name, title=program.title, provider=program.provider)
     log.info("flow run %s started in Prefect is now a job of %s", run.flow_run_id, name)
     return True
 

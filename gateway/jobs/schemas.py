@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import Query
 from pydantic import BaseModel, BeforeValidator, Field
 
+from core.retries import MAX_RETRIES, MAX_RETRY_DELAY
 from gateway.openapi import REQUIRED, case_insensitive
 from gateway.programs.arguments import ARGUMENTS
 from gateway.programs.lookup import FILTERS
@@ -118,6 +119,12 @@ class RunConfig(BaseModel):
     min_workers: int | None = Field(default=None, ge=0, le=2)
     max_workers: int | None = Field(default=None, ge=0, le=10)
     auto_scaling: bool | None = False
+    retries: int | None = Field(
+        default=None, ge=0, le=MAX_RETRIES, description="Attempts after a failed one (default: the function's, else 0)."
+    )
+    retry_delay_seconds: int | None = Field(
+        default=None, ge=0, le=MAX_RETRY_DELAY, description="Wait before each retry (default: the function's, else 0)."
+    )
 
 
 class RunRequest(BaseModel):

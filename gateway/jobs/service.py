@@ -9,13 +9,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import State, StateType
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import layout, status
 from core.job_log import truncation_notice
+from core.retries import RETRY_STATE, retrying
 from gateway import db
 from gateway.access import jobs as policy
 from gateway.access.facts import admin_groups, job_facts
@@ -346,12 +347,20 @@ def _status_events(services: Services, job: db.Job) -> list[tuple[datetime, Even
         )
     ]
     last = status.QUEUED
-    for state in sorted(services.orchestrator.history(job.flow_run_id), key=lambda item: item.timestamp):
+    history = sorted(services.orchestrator.history(job.flow_run_id), key=lambda item: item.timestamp)
+    retried = any(state.name == RETRY_STATE for state in history)
+    attempts = services.orchestrator.attempts(job.flow_run_id) if retried else 1
+    attempt = 0
+    for state in history:
+        attempt += state.type == StateType.RUNNING and state.name != RETRY_STATE
         mapped = status.job_status(state.type)
         if mapped == last:
             continue
         last = mapped
         context = "STOP_JOB" if mapped in (status.STOPPING, status.STOPPED) else "UPDATE_JOB_STATUS"
+        data = {"status": mapped}
+        if state.name == RETRY_STATE:
+            data["message"] = retrying(attempt + 1, attempts)
         derived.append(
             (
                 state.timestamp,
@@ -360,7 +369,7 @@ def _status_events(services: Services, job: db.Job) -> list[tuple[datetime, Even
                     origin="SCHEDULER",
                     context=context,
                     created=db.iso(state.timestamp),
-                    data={"status": mapped},
+                    data=data,
                 ),
             )
         )

@@ -17,7 +17,8 @@ from gateway.access.subject import Principal
 from gateway.context import Services
 from gateway.directory import DISABLED_MESSAGE, hash_token, new_token
 from gateway.errors import ApiError, bad_request
-from gateway.jobs.schemas import JobCreated, RunRequest
+from gateway.jobs.schemas import JobCreated, RunConfig, RunRequest
+from gateway.orchestrator import Retries
 from gateway.programs.arguments import parse_arguments, validate_against_schema
 from gateway.programs.lookup import find_program
 
@@ -46,6 +47,7 @@ def run(
         runner=user.name,
         title=program.title,
         provider=program.provider,
+        retries=retries_of(program, request.config),
     )
     extras = RunExtras(channel=channel, instance=instance, function_size=request.function_size)
     job = open_job(services, session, program, user, flow_run_id, request.arguments, extras)
@@ -56,6 +58,19 @@ def run(
         created=db.iso(job.created),
         arguments=request.arguments,
     )
+
+
+def retries_of(program: db.Program, config: RunConfig | None = None) -> Retries:
+    """The run's own retries, else the function's defaults, else none."""
+    asked = config or RunConfig()
+    return Retries(
+        retries=first_set(asked.retries, program.retries, 0),
+        delay_seconds=first_set(asked.retry_delay_seconds, program.retry_delay_seconds, 0),
+    )
+
+
+def first_set(*values: int | None) -> int:
+    return next(value for value in values if value is not None)
 
 
 @dataclass(frozen=True)

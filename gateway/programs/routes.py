@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 
+from core.retries import MAX_RETRIES, MAX_RETRY_DELAY
 from gateway.auth import CurrentUser
 from gateway.context import DbSession, ServicesDep
 from gateway.errors import CONFLICT
@@ -97,6 +98,12 @@ def upload(
     arguments_schema: Annotated[str | None, Form(json_schema_extra=ARGUMENTS_SCHEMA)] = None,
     sizes: Annotated[str | None, Form(json_schema_extra=SIZES)] = None,
     default_size: Label = None,
+    retries: Annotated[
+        int | None, Form(ge=0, le=MAX_RETRIES, description="Default retries of the function's runs (0 when unset).")
+    ] = None,
+    retry_delay_seconds: Annotated[
+        int | None, Form(ge=0, le=MAX_RETRY_DELAY, description="Default wait in seconds before each retry.")
+    ] = None,
     artifact: Annotated[
         UploadFile | None, File(description="Uncompressed tar of the working directory; it must hold the entrypoint.")
     ] = None,
@@ -114,6 +121,8 @@ def upload(
         arguments_schema=arguments_schema,
         sizes=sizes,
         default_size=default_size,
+        retries=retries,
+        retry_delay_seconds=retry_delay_seconds,
     )
     upload_file = artifact.file if artifact is not None else None
     size = artifact.size if artifact is not None else None

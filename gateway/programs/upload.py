@@ -45,6 +45,8 @@ class UploadForm:
     arguments_schema: str | None = None
     sizes: str | None = None
     default_size: str | None = None
+    retries: int | None = None
+    retry_delay_seconds: int | None = None
 
 
 def provider_for_upload(session: Session, user: Principal, provider: str, title: str) -> db.Provider:
@@ -189,6 +191,10 @@ def _changes(form: UploadForm, allowed: list[str]) -> dict[str, Any]:
         changes["sizes"] = json.dumps(json_field(form.sizes, "sizes", dict))
     if form.default_size is not None:
         changes["default_size"] = form.default_size
+    if form.retries is not None:
+        changes["retries"] = form.retries
+    if form.retry_delay_seconds is not None:
+        changes["retry_delay_seconds"] = form.retry_delay_seconds
     return changes
 
 

@@ -21,6 +21,7 @@ from gateway.orchestrator import (
     ACTIVE_STATE_TYPES,
     DeploymentSpec,
     ProgramRun,
+    Retries,
     Schedule,
     deployment_name,
     job_tags,
@@ -47,6 +48,7 @@ class Run:
     tags: list[str]
     history: list[State] = field(default_factory=list)
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    retries: Retries = field(default_factory=Retries)
 
     @property
     def state(self) -> State:
@@ -77,9 +79,18 @@ class FakeOrchestrator:
         return deployment_id
 
     def start_run(
-        self, *, deployment_id: str, arguments: dict[str, Any], runner: str, title: str, provider: str | None
+        self,
+        *,
+        deployment_id: str,
+        arguments: dict[str, Any],
+        runner: str,
+        title: str,
+        provider: str | None,
+        retries: Retries,
     ) -> str:
-        return self.start_in_prefect(deployment_id, arguments, job_tags(runner, title, provider))
+        run_id = self.start_in_prefect(deployment_id, arguments, job_tags(runner, title, provider))
+        self.runs[run_id].retries = retries
+        return run_id
 
     def runs_to_adopt(self) -> list[ProgramRun]:
         return [
@@ -114,9 +125,13 @@ class FakeOrchestrator:
         kept = self.deployments[deployment_id].schedules
         kept[:] = [each for each in kept if each.id != schedule_id]
 
-    def tag_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None) -> None:
+    def adopt_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None, retries: Retries) -> None:
         run = self.runs[flow_run_id]
         run.tags = sorted(set(run.tags) | set(job_tags(runner, title, provider)))
+        run.retries = retries
+
+    def attempts(self, flow_run_id: str) -> int:
+        return self.runs[flow_run_id].retries.retries + 1
 
     def state(self, flow_run_id: str) -> State | None:
         return self.runs[flow_run_id].state
