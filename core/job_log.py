@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 STOPPED_MESSAGE = "Job stopped by request."
+# Line prefixes of a provider program's output: [PUBLIC] lines are the user's, [PRIVATE] ones the provider's.
+PUBLIC = "[public]"
+PRIVATE = "[private]"
 
 
 def truncation_notice(size_limit: int) -> str:

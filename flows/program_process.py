@@ -21,7 +21,7 @@ from typing import IO, cast
 
 from core.allow_list import read_allow_list
 from core.artifact import extract_artifact
-from core.job_log import truncation_notice
+from core.job_log import PRIVATE, truncation_notice
 from core.job_spec import JobSpec
 from core.retries import ATTEMPT_VARIABLE, separator
 from core.storage import Storage
@@ -83,6 +83,8 @@ class PrefectLogMirror:
             self.pending = b""
 
     def _emit(self, line: bytes) -> None:
+        if line[: len(PRIVATE)].lower() == PRIVATE.encode():
+            return  # a provider's private line: only its admins read it, through the gateway
         if self.sent < self.max_lines:
             self.logger.info(line.decode("utf-8", errors="replace"))
         elif self.sent == self.max_lines:

@@ -21,7 +21,9 @@ from prefect_ray.task_runners import PrefectRayFuture, RayTaskRunner
 from blocks.storage import platform_storage
 from core.job_log import STOPPED_MESSAGE
 from core.job_spec import JobSpec
+from core.status import FAILED, STOPPED, SUCCEEDED
 from flows import cancellation, node
+from flows.job_record import publish_job_record
 from flows.node import NodeRuntime
 from flows.program_process import Attempt, PrefectLogMirror, run_program_process
 
@@ -96,7 +98,10 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
         if exit_code == 0 or attempt.is_last or stopped:
             # No attempt follows: the token leaves the stored spec (it stays valid until the job ends).
             storage = platform_storage(runtime.storage_block)
-            JobSpec.load(storage, job_id).forget_secrets(storage)
+            spec = JobSpec.load(storage, job_id)
+            spec.forget_secrets(storage)
+            outcome = STOPPED if stopped else SUCCEEDED if exit_code == 0 else FAILED
+            publish_job_record(flow_run, spec, outcome)
 
 
 def for_runtime(runtime: NodeRuntime) -> Flow[[dict[str, Any] | None], State | None]:

@@ -38,6 +38,7 @@ from prefect.types._datetime import DateTime
 from core import status
 from core.job_log import STOPPED_MESSAGE
 from core.settings import REPO_ROOT, Settings
+from core.tags import USER_TAG, job_tags, runner_of, user_tag
 from core.work_pool import FLOW_NAME, ensure_work_pool
 
 FLOW_ENTRYPOINT = "flows/run_program.py:run_program"
@@ -170,17 +171,6 @@ class Orchestrator(Protocol):
     def executor_ready(self) -> bool: ...
 
 
-USER_TAG = "user:"
-
-
-def user_tag(user: str) -> str:
-    return f"{USER_TAG}{user}"
-
-
-def runner_of(tags: Iterable[str]) -> str | None:
-    return next((tag.removeprefix(USER_TAG) for tag in tags if tag.startswith(USER_TAG)), None)
-
-
 def _schedule(found: DeploymentSchedule) -> Schedule:
     rule = found.schedule
     cron, interval, anchor = None, None, None
@@ -212,13 +202,6 @@ def parameter_schema(arguments_schema: dict[str, Any] | None) -> dict[str, Any]:
         description=arguments.get("description") or "The program's arguments, as get_arguments() returns them.",
     )
     return {"type": "object", "title": "Parameters", "properties": {"arguments": arguments}, **definitions}
-
-
-def job_tags(owner: str, title: str, provider: str | None) -> list[str]:
-    tags = [user_tag(owner), f"program:{title}"]
-    if provider:
-        tags.append(f"provider:{provider}")
-    return tags
 
 
 def deployment_name(work_pool: str, owner: str, title: str, provider: str | None) -> str:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-PUBLIC = "[public]"
-PRIVATE = "[private]"
+from core.job_log import PRIVATE, PUBLIC
 
 
 def _strip(line: str, prefix: str) -> str:

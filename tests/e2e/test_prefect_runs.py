@@ -84,3 +84,23 @@ def test_a_reupload_keeps_what_was_set_in_prefect(stack: Stack, client: Serverle
     assert after["id"] == deployment["id"]
     assert after["parameters"] == {"arguments": {"name": "default"}}
     assert after["global_concurrency_limit"]["limit"] == 3
+
+
+def test_a_jobs_flow_run_records_its_job_and_keeps_private_lines_out(stack: Stack, client: ServerlessClient) -> None:
+    job = upload(client, "private-lines", "private_lines").run()
+    assert wait_for(job, TERMINAL) == "DONE", job.logs()
+    of_run = {"flow_run_id": {"any_": [job.job_id]}}
+    deadline = time.monotonic() + 15
+    while True:
+        logs = prefect(stack, "POST", "/logs/filter", json={"logs": of_run}).json()
+        artifacts = prefect(stack, "POST", "/artifacts/filter", json={"artifacts": of_run})
+        messages = [entry["message"] for entry in logs]
+        if "an ordinary line for the Prefect UI" in messages and artifacts.json():
+            break
+        assert time.monotonic() < deadline, (messages, artifacts.text)
+        time.sleep(0.5)
+    assert not any("provider-secret-line" in message for message in messages)
+    [record] = artifacts.json()
+    assert record["key"] == f"job-{job.job_id}" and record["type"] == "markdown"
+    for fact in (job.job_id, "private-lines", "mockuser", "SUCCEEDED", f"/api/v1/jobs/{job.job_id}/result"):
+        assert fact in record["data"], (fact, record["data"])

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from gateway_harness import Gateway
 
 from core.job_spec import TOKEN_VARIABLE, JobSpec
+from core.tags import job_tags
 from gateway.context import Services
 from gateway.jobs.adoption import REQUEST_GRACE, adopt_runs
-from gateway.orchestrator import job_tags
 
 
 def services_of(gateway: Gateway) -> Services:

@@ -17,6 +17,7 @@ from prefect.client.schemas.objects import State, StateType
 from prefect.states import Cancelled, Cancelling, Scheduled
 
 from core.job_log import STOPPED_MESSAGE
+from core.tags import job_tags, runner_of
 from gateway.orchestrator import (
     ACTIVE_STATE_TYPES,
     DeploymentSpec,
@@ -24,9 +25,7 @@ from gateway.orchestrator import (
     Retries,
     Schedule,
     deployment_name,
-    job_tags,
     parameter_schema,
-    runner_of,
 )
 
 
