@@ -29,7 +29,13 @@ run: install
 unit: install
 	$(VENV)/bin/pytest tests/unit tests/service tests/integration -q
 
-e2e: install
+# The Prefect UI test drives Debian's Chromium through its chromedriver: installed here when missing
+# (make runs as root in sessions and CI).
+CHROMEDRIVER := /usr/bin/chromedriver
+$(CHROMEDRIVER):
+	apt-get update -qq && apt-get install -y -qq chromium chromium-driver
+
+e2e: install $(CHROMEDRIVER)
 	$(RUNTIME)/bin/pytest tests/e2e -q
 
 test: unit e2e
