@@ -23,7 +23,7 @@ from core.job_log import STOPPED_MESSAGE
 from core.job_spec import JobSpec
 from core.status import FAILED, STOPPED, SUCCEEDED
 from flows import cancellation, node
-from flows.job_record import publish_job_record
+from flows.job_record import settle_job
 from flows.node import NodeRuntime
 from flows.program_process import Attempt, PrefectLogMirror, run_program_process
 
@@ -96,12 +96,8 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
         stopped = cancellation.requested(flow_run_id)
         cancellation.unregister(flow_run_id)
         if exit_code == 0 or attempt.is_last or stopped:
-            # No attempt follows: the token leaves the stored spec (it stays valid until the job ends).
-            storage = platform_storage(runtime.storage_block)
-            spec = JobSpec.load(storage, job_id)
-            spec.forget_secrets(storage)
             outcome = STOPPED if stopped else SUCCEEDED if exit_code == 0 else FAILED
-            publish_job_record(flow_run, spec, outcome)
+            settle_job(platform_storage(runtime.storage_block), flow_run, job_id, outcome)
 
 
 def for_runtime(runtime: NodeRuntime) -> Flow[[dict[str, Any] | None], State | None]:

@@ -1,0 +1,90 @@
+"""Prefect tasks that run the platform's programs, for flows of your own.
+
+    from prefect import flow
+    from flows.program_tasks import run_program
+
+    @flow
+    def pipeline() -> None:
+        counts = run_program("sampler", {"shots": 1000}, host="http://127.0.0.1:8000", token="awesome_token")
+        report = run_program("report", {"counts": counts})
+
+Each call submits a job through the REST API (`POST /api/v1/programs/run`), follows it until it
+ends, and returns its result; a job that fails or is stopped raises `ProgramRunFailed` with its
+status and the end of its log, so Prefect's task retries apply. `host` and `token` default to
+`QS_GATEWAY_URL` and `QS_GATEWAY_TOKEN`. Arguments go as plain JSON (qiskit objects need the
+qiskit-serverless client's encoding: serialize them yourself, or run the client in your task).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import httpx
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+FIRST_WAIT, LONGEST_WAIT = 0.2, 5.0  # poll fast while a job is young, then back off
+LOG_TAIL_BYTES = 4000
+
+
+class ProgramRunFailed(RuntimeError):
+    """The job ended FAILED or STOPPED."""
+
+    def __init__(self, job_id: str, status: str, log_tail: str) -> None:
+        super().__init__(f"Job {job_id} ended {status}. End of its log:\n{log_tail}")
+        self.job_id = job_id
+        self.status = status
+
+
+@task(name="run-program", cache_policy=NO_CACHE, persist_result=False)
+def run_program(
+    title: str,
+    arguments: dict[str, Any] | None = None,
+    provider: str | None = None,
+    host: str | None = None,
+    token: str | None = None,
+    timeout: float | None = None,
+) -> Any:
+    """Run a platform program as a job and return its result (what the program passed to save_result)."""
+    base = (host or os.environ["QS_GATEWAY_URL"]).rstrip("/") + "/api/v1"
+    headers = {"Authorization": f"Bearer {token or os.environ['QS_GATEWAY_TOKEN']}"}
+    logger = get_run_logger()
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as api:
+        body = {"title": title, "provider": provider, "arguments": json.dumps(arguments or {})}
+        job_id = str(_ok(api.post("/programs/run/", json=body))["id"])
+        logger.info("job %s of %s submitted", job_id, title)
+        status = follow(api, job_id, timeout)
+        if status != "SUCCEEDED":
+            logs = str(_ok(api.get(f"/jobs/{job_id}/logs/"))["logs"])
+            raise ProgramRunFailed(job_id, status, logs[-LOG_TAIL_BYTES:])
+        saved = api.get(f"/jobs/{job_id}/result/")
+        logger.info("job %s of %s succeeded", job_id, title)
+        if saved.status_code == 204:
+            return None  # the program saved no result
+        return json.loads(_ok(saved)["result"] or "null")
+
+
+def follow(api: httpx.Client, job_id: str, timeout: float | None = None) -> str:
+    """Wait for the job's end, polling quickly at first and less often as it runs on; its status."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    wait = FIRST_WAIT
+    while (status := str(_ok(api.get(f"/jobs/{job_id}/"))["status"])) not in TERMINAL:
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {status} after {timeout} s")
+        time.sleep(wait)
+        wait = min(LONGEST_WAIT, wait * 1.5)
+    return status
+
+
+def _ok(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("message", response.text)
+        except ValueError:
+            message = response.text
+        raise RuntimeError(f"{response.request.method} {response.request.url.path}: {response.status_code} {message}")
+    return response.json()
