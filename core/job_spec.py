@@ -44,10 +44,11 @@ class JobSpec(BaseModel):
         storage.put_bytes(layout.job_spec(self.job_id), self.model_dump_json().encode())
 
     def forget_secrets(self, storage: Storage) -> None:
-        """Rewrite the stored spec without the callback token once it has been read.
+        """Rewrite the stored spec without the callback token once no attempt will read it again.
 
-        On a shared disk programs run as the same OS user as the platform; the token
-        must not sit in a file another job could read.
+        A confined program never sees the platform's storage, but an unconfined one
+        (QS_SANDBOX=false) runs as the platform's OS user: the token must not stay in
+        a file another job could read.
         """
         public = self.model_copy(update={"env": {k: v for k, v in self.env.items() if k != TOKEN_VARIABLE}})
         public.save(storage)
