@@ -141,9 +141,9 @@ class Executor:
                         self.settings.work_pool, scheduled_before=datetime.now(UTC) + timedelta(seconds=POLL_SECONDS)
                     )
                 now = datetime.now(UTC)
-                due = [each.flow_run for each in soon if _start_of(each.flow_run, now) <= now + DUE_SLACK]
-                later = [(_start_of(each.flow_run, now) - now).total_seconds() for each in soon]
-                pause = min([POLL_SECONDS, *[wait for wait in later if wait > 0]])
+                waits = [(each.flow_run, _start_of(each.flow_run, now) - now) for each in soon]
+                due = [flow_run for flow_run, wait in waits if wait <= DUE_SLACK]
+                pause = min([POLL_SECONDS, *[wait.total_seconds() for _, wait in waits if wait > DUE_SLACK]])
                 # Claimed before the next ask: a run still Scheduled there would not count against the limits.
                 await asyncio.gather(*(self.claim(flow_run) for flow_run in due))
             except Exception:

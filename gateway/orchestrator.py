@@ -79,8 +79,13 @@ class ProgramRun:
     flow_run_id: str
     deployment_id: str
     arguments: Any
-    runner: str | None  # from the `user:` tag the gateway puts on the runs it makes
+    tags: tuple[str, ...]
     created: datetime
+
+    @property
+    def runner(self) -> str | None:
+        """Who ran it, from the `user:` tag the gateway puts on the runs it makes."""
+        return runner_of(self.tags)
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,7 @@ class Orchestrator(Protocol):
         """The pool's runs that are due or under way (candidates for jobs; some already are)."""
         ...
 
-    def adopt_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None, retries: Retries) -> None:
+    def adopt_run(self, run: ProgramRun, *, runner: str, title: str, provider: str | None, retries: Retries) -> None:
         """Give a run started in Prefect the tags of a job (the active-job limit counts by them) and
         the program's retries."""
         ...
@@ -305,7 +310,7 @@ class PrefectOrchestrator:
                 flow_run_id=str(run.id),
                 deployment_id=str(run.deployment_id),
                 arguments=run.parameters.get("arguments"),
-                runner=runner_of(run.tags),
+                tags=tuple(run.tags),
                 created=run.created or datetime.now(UTC),
             )
             for run in runs
@@ -347,10 +352,9 @@ class PrefectOrchestrator:
         """Have Prefect make the deployment's next scheduled runs now, not at its scheduler's next pass."""
         self.client.request("POST", "/deployments/{id}/schedule", path_params={"id": UUID(deployment_id)}, json={})
 
-    def adopt_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None, retries: Retries) -> None:
-        run = self.client.read_flow_run(UUID(flow_run_id))
+    def adopt_run(self, run: ProgramRun, *, runner: str, title: str, provider: str | None, retries: Retries) -> None:
         tags = sorted(set(run.tags) | set(job_tags(runner, title, provider)))
-        self.client.update_flow_run(UUID(flow_run_id), tags=tags, empirical_policy=retries.policy())
+        self.client.update_flow_run(UUID(run.flow_run_id), tags=tags, empirical_policy=retries.policy())
 
     def attempts(self, flow_run_id: str) -> int:
         return (self.client.read_flow_run(UUID(flow_run_id)).empirical_policy.retries or 0) + 1

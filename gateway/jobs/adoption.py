@@ -61,7 +61,7 @@ def _adopt(services: Services, session: Session, run: ProgramRun) -> bool:
     arguments = run.arguments if isinstance(run.arguments, dict) else {}
     # Before the job's spec, which the flow waits for: the run has its retries when the program starts.
     services.orchestrator.adopt_run(
-        run.flow_run_id, runner=name, title=program.title, provider=program.provider, retries=retries_of(program)
+        run, runner=name, title=program.title, provider=program.provider, retries=retries_of(program)
     )
     try:
         open_job(services, session, program, runner, run.flow_run_id, json.dumps(arguments), RunExtras())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -55,9 +56,9 @@ def add_schedule(services: Services, program: db.Program, body: ScheduleIn) -> S
 
 def set_active(services: Services, program: db.Program, schedule_id: str, active: bool) -> ScheduleOut:
     deployment_id = _deployment(program)
-    _find(services, deployment_id, schedule_id)
-    services.orchestrator.set_schedule_active(deployment_id, schedule_id, active)
-    return _out(_find(services, deployment_id, schedule_id))
+    found = _find(services, deployment_id, schedule_id)
+    services.orchestrator.set_schedule_active(deployment_id, found.id, active)
+    return _out(replace(found, active=active))
 
 
 def remove(services: Services, program: db.Program, schedule_id: str) -> None:

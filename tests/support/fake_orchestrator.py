@@ -17,7 +17,7 @@ from prefect.client.schemas.objects import State, StateType
 from prefect.states import Cancelled, Cancelling, Scheduled
 
 from core.job_log import STOPPED_MESSAGE
-from core.tags import job_tags, runner_of
+from core.tags import job_tags
 from gateway.orchestrator import (
     ACTIVE_STATE_TYPES,
     DeploymentSpec,
@@ -93,7 +93,7 @@ class FakeOrchestrator:
 
     def runs_to_adopt(self) -> list[ProgramRun]:
         return [
-            ProgramRun(run.id, run.deployment_id, run.parameters.get("arguments"), runner_of(run.tags), run.created)
+            ProgramRun(run.id, run.deployment_id, run.parameters.get("arguments"), tuple(run.tags), run.created)
             for run in self.runs.values()
             if run.state.type in ACTIVE_STATE_TYPES
         ]
@@ -124,10 +124,10 @@ class FakeOrchestrator:
         kept = self.deployments[deployment_id].schedules
         kept[:] = [each for each in kept if each.id != schedule_id]
 
-    def adopt_run(self, flow_run_id: str, *, runner: str, title: str, provider: str | None, retries: Retries) -> None:
-        run = self.runs[flow_run_id]
-        run.tags = sorted(set(run.tags) | set(job_tags(runner, title, provider)))
-        run.retries = retries
+    def adopt_run(self, run: ProgramRun, *, runner: str, title: str, provider: str | None, retries: Retries) -> None:
+        faked = self.runs[run.flow_run_id]
+        faked.tags = sorted(set(faked.tags) | set(job_tags(runner, title, provider)))
+        faked.retries = retries
 
     def attempts(self, flow_run_id: str) -> int:
         return self.runs[flow_run_id].retries.retries + 1
