@@ -45,8 +45,14 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: install
+# The load benchmark measures reads with Debian's wrk.
+WRK := /usr/bin/wrk
+$(WRK):
+	apt-get update -qq && apt-get install -y -qq wrk
+
+bench: install $(WRK)
 	$(RUNTIME)/bin/python bench/jobs.py
+	$(RUNTIME)/bin/python bench/burst.py
 	$(VENV)/bin/python bench/files.py
 
 clean:

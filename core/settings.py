@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     logs_size_limit: int = Field(default=50 * 1024 * 1024, description="Bytes of job log kept (the tail).")
     prefect_log_lines: int = Field(default=10_000, description="Program output lines copied to the Prefect UI per job.")
     stop_wait_seconds: float = Field(default=5.0, description="How long /stop/ waits for the job to be STOPPED.")
+    dispatch_window: int = Field(
+        default=32,
+        ge=0,
+        description="Flow runs of the work pool due or under way at most: more jobs wait QUEUED in the gateway's "
+        "store until runs end (0 pauses dispatching).",
+    )
 
     # Program runtime
     runtime_python: Path = Field(

@@ -1,9 +1,9 @@
 """The `run_program` flow: one flow run per job, the program itself running on Ray.
 
 Every program's deployment runs this flow with the program's own parameter, `arguments`. A flow
-run is a job, and its id is the job's id: the gateway writes the job (row, artifact snapshot,
-arguments file, spec with the callback token) for the runs it creates, and adopts the runs started
-in Prefect (UI, CLI, schedules, automations) within about a second.
+run is a job: the gateway records a job (row, artifact snapshot, arguments file, spec with the
+callback token) and makes its run, tagged `job:<job id>`; it adopts the runs started in Prefect
+(UI, CLI, schedules, automations) within about a second, as jobs with the run's own id.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from blocks.storage import platform_storage
 from core.job_log import STOPPED_MESSAGE
 from core.job_spec import JobSpec
 from core.status import FAILED, STOPPED, SUCCEEDED
+from core.tags import job_of
 from flows import cancellation, node
 from flows.job_record import settle_job
 from flows.node import NodeRuntime
@@ -70,7 +71,8 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
     runtime = node.current()
     flow_run = get_run_context().flow_run  # type: ignore[union-attr]
     assert flow_run is not None
-    flow_run_id = job_id = str(flow_run.id)
+    flow_run_id = str(flow_run.id)
+    job_id = job_of(flow_run.tags) or flow_run_id
     # Prefect re-reads the run for each attempt (flow retries), so run_count is this attempt's number.
     attempt = Attempt(max(1, flow_run.run_count), (flow_run.empirical_policy.retries or 0) + 1)
     wait_for_job(runtime, job_id)

@@ -17,8 +17,10 @@ from gateway.directory import seed
 from gateway.errors import ERROR_RESPONSES, install_error_handlers
 from gateway.files.routes import router as files_router
 from gateway.jobs.adoption import Adopter
+from gateway.jobs.dispatch import Dispatcher
 from gateway.jobs.routes import programs_router as runs_router
 from gateway.jobs.routes import router as jobs_router
+from gateway.jobs.status_feed import StatusFeed
 from gateway.openapi import build as build_openapi
 from gateway.orchestrator import PrefectOrchestrator
 from gateway.programs.routes import router as programs_router
@@ -44,13 +46,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         with get_client(sync_client=True) as client:
             orchestrator = PrefectOrchestrator(client, settings)
             orchestrator.ensure_work_pool()
-            app.state.services = Services(
+            built = Services(
                 settings=settings, database=database, storage=location.storage(), orchestrator=orchestrator
             )
-            adopter = Adopter(app.state.services)
-            adopter.start()
+            dispatcher = Dispatcher(built)
+            built.wake_dispatcher = dispatcher.wake.set
+            app.state.services = built
+            workers = (StatusFeed(built), dispatcher, Adopter(built))
+            for worker in workers:
+                worker.start()
             yield
-            adopter.stop()
+            for worker in workers:
+                worker.stop()
         database.dispose()
 
     app = FastAPI(

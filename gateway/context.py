@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -22,6 +22,8 @@ class Services:
     database: Database
     storage: Storage
     orchestrator: Orchestrator
+    # Called once a job is recorded: the app points it at its dispatcher (gateway/jobs/dispatch.py).
+    wake_dispatcher: Callable[[], None] = field(default=lambda: None)
 
     def ray_alive(self) -> bool:
         """The Ray GCS accepts connections (the gateway is no Ray driver)."""

@@ -144,8 +144,19 @@ class Program(Base):
 
 
 class Job(Base):
+    """A job, and the read model of its run: `status` follows the flow run's state (Prefect's
+    events, and a periodic reconciliation), so reads and lists never wait on Prefect.
+
+    A job the gateway records waits in this table (`dispatched` false) until the dispatcher
+    creates its flow run; until then `flow_run_id` holds the job's own id.
+    """
+
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_job_author_created", "author", "created"),)
+    __table_args__ = (
+        Index("ix_job_author_created", "author", "created"),
+        Index("ix_job_author_status", "author", "status"),
+        Index("ix_job_dispatch", "dispatched", "created"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     author: Mapped[str] = mapped_column(ForeignKey("users.name"))
     program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"), index=True)
@@ -154,6 +165,18 @@ class Job(Base):
     sub_status: Mapped[str | None] = mapped_column(String(32), default=None)
     trial: Mapped[bool] = mapped_column(default=False)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # Rows made before the dispatcher existed had their flow run at once: true for them.
+    dispatched: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="QUEUED")
+    # When the state behind `status` was entered: an older state never overwrites a newer one.
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    retries: Mapped[int] = mapped_column(default=0)
+    retry_delay_seconds: Mapped[int] = mapped_column(default=0)
+
+    @property
+    def run_id(self) -> str | None:
+        """The job's flow run, once the dispatcher made it."""
+        return self.flow_run_id if self.dispatched else None
 
 
 class JobEvent(Base):
@@ -221,6 +244,8 @@ def upgrade(target: Engine) -> None:
             for column in table.columns:
                 if column.name not in present:
                     connection.execute(text(_add_column(target, table.name, column)))
+            for index in table.indexes:  # create_all makes a table's indexes only with the table
+                index.create(connection, checkfirst=True)
 
 
 def _add_column(target: Engine, table: str, column: Column[Any]) -> str:

@@ -1,14 +1,18 @@
 """The gateway's one view of Prefect: program deployments, flow runs, their states and cancellation.
 
 Services talk to the `Orchestrator` protocol; `PrefectOrchestrator` is its one real
-implementation (tests use an in-memory fake). Run state is read from Prefect every
-time and never cached here: the flow-run state is the one source of truth for status.
+implementation (tests use an in-memory fake). The flow-run state is the source of truth for a
+job's status; the gateway's store keeps a read model of it, fed by `follow_states` and
+reconciled with `states` (gateway/jobs/status_feed.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -23,7 +27,6 @@ from prefect.client.schemas.filters import (
     FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
-    FlowRunFilterTags,
     WorkPoolFilter,
     WorkPoolFilterName,
 )
@@ -31,6 +34,9 @@ from prefect.client.schemas.objects import DeploymentSchedule, FlowRunPolicy, St
 from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.events.clients import get_events_subscriber
+from prefect.events.filters import EventFilter, EventNameFilter
+from prefect.events.schemas.events import Event
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling, Scheduled, to_state_create
 from prefect.types._datetime import DateTime
@@ -38,7 +44,7 @@ from prefect.types._datetime import DateTime
 from core import status
 from core.job_log import STOPPED_MESSAGE
 from core.settings import REPO_ROOT, Settings
-from core.tags import USER_TAG, job_tags, runner_of, user_tag
+from core.tags import USER_TAG, job_of, job_tag, job_tags, runner_of
 from core.work_pool import FLOW_NAME, ensure_work_pool
 
 FLOW_ENTRYPOINT = "flows/run_program.py:run_program"
@@ -47,6 +53,9 @@ PREFECT_BANNED = re.compile(r"[/%&<>]")  # prefect.types.names.BANNED_CHARACTERS
 STATES_PER_CALL = 200  # the most flow runs Prefect returns for one filter call
 ADOPT_AHEAD = timedelta(seconds=2)  # a scheduled run is adopted this long before it is due
 ACTIVE_STATE_TYPES = [state for name in status.ACTIVE for state in status.state_types(name)]
+UNFINISHED_STATE_TYPES = [*ACTIVE_STATE_TYPES, StateType.CANCELLING]
+
+log = logging.getLogger("qiskit_serverless.orchestrator")
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,21 @@ class ProgramRun:
         """Who ran it, from the `user:` tag the gateway puts on the runs it makes."""
         return runner_of(self.tags)
 
+    @property
+    def job_id(self) -> str | None:
+        """The job it was made for, from the `job:` tag the gateway puts on the runs it makes."""
+        return job_of(self.tags)
+
+
+@dataclass(frozen=True)
+class RunState:
+    """A flow run's new state, as the gateway's read model takes it."""
+
+    flow_run_id: str
+    job_id: str | None  # from the run's job tag, when it has one
+    type: StateType
+    timestamp: datetime
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -111,6 +135,7 @@ class Orchestrator(Protocol):
     def start_run(
         self,
         *,
+        job_id: str,
         deployment_id: str,
         arguments: dict[str, Any],
         runner: str,
@@ -118,7 +143,16 @@ class Orchestrator(Protocol):
         provider: str | None,
         retries: Retries,
     ) -> str:
-        """Create a flow run of the program's deployment for `runner`; returns its id (the job's id)."""
+        """Create the job's flow run of the program's deployment; returns the run's id. Idempotent:
+        asked again for the same job, it returns the run made the first time."""
+        ...
+
+    def runs_in_flight(self) -> int:
+        """How many of the pool's runs are due or under way (the dispatcher's backpressure)."""
+        ...
+
+    def follow_states(self, on_change: Callable[[RunState], None], stopping: threading.Event) -> None:
+        """Call `on_change` with each new state of the pool's runs until `stopping` is set."""
         ...
 
     def runs_to_adopt(self) -> list[ProgramRun]:
@@ -161,10 +195,6 @@ class Orchestrator(Protocol):
 
     def matching(self, flow_run_ids: list[str], types: list[StateType]) -> set[str]:
         """Which of these runs are in one of the given state types."""
-        ...
-
-    def active_jobs(self, owner: str) -> int:
-        """How many of the user's runs are queued, pending or running."""
         ...
 
     def history(self, flow_run_id: str) -> list[State]: ...
@@ -270,6 +300,7 @@ class PrefectOrchestrator:
     def start_run(
         self,
         *,
+        job_id: str,
         deployment_id: str,
         arguments: dict[str, Any],
         runner: str,
@@ -277,13 +308,15 @@ class PrefectOrchestrator:
         provider: str | None,
         retries: Retries,
     ) -> str:
-        # What create_flow_run_from_deployment sends, plus the run's own retries (Prefect's flow retries).
+        # What create_flow_run_from_deployment sends, plus the run's own retries (Prefect's flow
+        # retries). Prefect answers a second create with the same idempotency key with the first run.
         create = DeploymentFlowRunCreate(
             parameters={"arguments": arguments},
             state=to_state_create(Scheduled()),
             name=title.replace("/", "-"),
-            tags=job_tags(runner, title, provider),
+            tags=[*job_tags(runner, title, provider), job_tag(job_id)],
             empirical_policy=retries.policy(),
+            idempotency_key=job_id,
         )
         response = self.client.request(
             "POST",
@@ -353,7 +386,7 @@ class PrefectOrchestrator:
         self.client.request("POST", "/deployments/{id}/schedule", path_params={"id": UUID(deployment_id)}, json={})
 
     def adopt_run(self, run: ProgramRun, *, runner: str, title: str, provider: str | None, retries: Retries) -> None:
-        tags = sorted(set(run.tags) | set(job_tags(runner, title, provider)))
+        tags = sorted(set(run.tags) | {*job_tags(runner, title, provider), job_tag(run.flow_run_id)})
         self.client.update_flow_run(UUID(run.flow_run_id), tags=tags, empirical_policy=retries.policy())
 
     def attempts(self, flow_run_id: str) -> int:
@@ -377,14 +410,47 @@ class PrefectOrchestrator:
         states = self.states(flow_run_ids)
         return {run_id for run_id, state in states.items() if state is not None and state.type in types}
 
-    def active_jobs(self, owner: str) -> int:
-        """Counted on this platform's work pool only (instances may share a Prefect server)."""
+    def runs_in_flight(self) -> int:
         return self.client.count_flow_runs(
             flow_run_filter=FlowRunFilter(
-                tags=FlowRunFilterTags(all_=[user_tag(owner)]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=ACTIVE_STATE_TYPES)),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=UNFINISHED_STATE_TYPES)),
+                expected_start_time=FlowRunFilterExpectedStartTime(before_=DateTime.now("UTC")),
             ),
             work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self.work_pool])),
+        )
+
+    def follow_states(self, on_change: Callable[[RunState], None], stopping: threading.Event) -> None:
+        asyncio.run(self._follow(on_change, stopping))
+
+    async def _follow(self, on_change: Callable[[RunState], None], stopping: threading.Event) -> None:
+        """Prefect's event stream of flow-run states; reconnects after a loss (what it missed meanwhile
+        is the reconciliation's to catch)."""
+        event_filter = EventFilter(event=EventNameFilter(prefix=["prefect.flow-run."]))
+        while not stopping.is_set():
+            try:
+                async with get_events_subscriber(filter=event_filter, reconnection_attempts=1_000_000) as events:
+                    async for event in events:
+                        change = self._run_state(event)
+                        if change is not None:
+                            on_change(change)
+                        if stopping.is_set():
+                            return
+            except Exception:
+                log.exception("Prefect's event stream was lost; reconnecting")
+                await asyncio.sleep(1)
+
+    def _run_state(self, event: Event) -> RunState | None:
+        pool = next((each.get("prefect.resource.name") for each in event.related if each.role == "work-pool"), None)
+        state_type = event.resource.get("prefect.state-type")
+        if pool != self.work_pool or not state_type:
+            return None
+        tags = [each.id.removeprefix("prefect.tag.") for each in event.related if each.role == "tag"]
+        stamp = event.resource.get("prefect.state-timestamp")
+        return RunState(
+            flow_run_id=event.resource.id.rsplit(".", 1)[-1],
+            job_id=job_of(tags),
+            type=StateType(state_type),
+            timestamp=datetime.fromisoformat(stamp) if stamp else event.occurred,
         )
 
     def history(self, flow_run_id: str) -> list[State]:

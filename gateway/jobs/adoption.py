@@ -5,6 +5,8 @@ makes a flow run of a program's deployment that no request made. The gateway ado
 it is due, as a new job of the program's author: its own id (the flow run's), artifact snapshot,
 callback token, arguments file (the run's `arguments` parameter), logs, result and files. The flow
 waits for the job's spec before it starts the program (flows/run_program.py).
+
+A run the dispatcher made carries its job's tag: it is that job's, never a new one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -29,8 +30,6 @@ from gateway.orchestrator import ProgramRun
 log = logging.getLogger("qiskit_serverless.adoption")
 
 ADOPT_EVERY_SECONDS = 1.0
-# A run the gateway made is its request's to finish; only one left behind (a crash) is adopted.
-REQUEST_GRACE = timedelta(seconds=10)
 
 
 def adopt_runs(services: Services) -> list[str]:
@@ -41,7 +40,7 @@ def adopt_runs(services: Services) -> list[str]:
     adopted: list[str] = []
     with services.database.session() as session:
         ids = [run.flow_run_id for run in candidates]
-        known = set(session.scalars(select(db.Job.id).where(db.Job.id.in_(ids))))
+        known = set(session.scalars(select(db.Job.flow_run_id).where(db.Job.flow_run_id.in_(ids))))
         for run in candidates:
             if run.flow_run_id not in known and _adopt(services, session, run):
                 adopted.append(run.flow_run_id)
@@ -49,8 +48,8 @@ def adopt_runs(services: Services) -> list[str]:
 
 
 def _adopt(services: Services, session: Session, run: ProgramRun) -> bool:
-    if run.runner is not None and datetime.now(UTC) - run.created < REQUEST_GRACE:
-        return False
+    if run.job_id is not None:
+        return False  # the dispatcher's (or an adopted run's): its job is recorded; the status feed links it
     program = session.scalar(select(db.Program).where(db.Program.deployment_id == run.deployment_id))
     if program is None or program.artifact is None or program.entrypoint is None:
         return False  # not a runnable program of this gateway: the flow ends it, finding no job

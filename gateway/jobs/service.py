@@ -1,4 +1,5 @@
-"""Jobs: status from the flow run, results and logs from storage, events, sub-status and stop."""
+"""Jobs: status from the store's read model of the flow run, results and logs from storage, events,
+sub-status and stop."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect.client.schemas.objects import State, StateType
-from sqlalchemy import Select, func, select
+from prefect.client.schemas.objects import StateType
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,7 @@ from gateway.jobs.schemas import (
     ProgramRef,
     SubStatus,
 )
+from gateway.jobs.status_feed import record_state
 from gateway.programs.lookup import check_filter, function_missing, require_provider
 
 
@@ -85,13 +87,15 @@ def program_of(session: Session, job: db.Job) -> db.Program:
     return program
 
 
-def current_status(services: Services, job: db.Job) -> str:
-    state = services.orchestrator.state(job.flow_run_id)
-    return status.job_status(state.type if state else None)
+def current_status(services: Services, session: Session, job: db.Job) -> str:
+    """The status from the run's state read now (for decisions on the job), taken into the store."""
+    if job.run_id is None:
+        return job.status
+    return record_state(session, job, services.orchestrator.state(job.run_id))
 
 
-def job_out(job: db.Job, program: db.Program, state: State | None) -> JobOut:
-    job_status = status.job_status(state.type if state else None)
+def job_out(job: db.Job, program: db.Program) -> JobOut:
+    job_status = job.status
     return JobOut(
         id=job.id,
         status=job_status,
@@ -105,7 +109,7 @@ def job_out(job: db.Job, program: db.Program, state: State | None) -> JobOut:
 def describe(services: Services, session: Session, job: db.Job, with_result: bool = False) -> JobOut:
     """The job; with its result when asked (callers only ask for their own jobs)."""
     program = program_of(session, job)
-    out = job_out(job, program, services.orchestrator.state(job.flow_run_id))
+    out = job_out(job, program)
     if with_result:
         out.result = read_result(services, job, program)
     return out
@@ -219,17 +223,10 @@ def _page(
 ) -> tuple[int, list[JobOut]]:
     limit, offset = query.limit, query.offset
     if query.status:
-        found = [(job, program) for job, program in session.execute(rows)]
-        wanted = services.orchestrator.matching([job.flow_run_id for job, _ in found], status.state_types(query.status))
-        found = [(job, program) for job, program in found if job.flow_run_id in wanted]
-        count = len(found)
-        page = found[offset : offset + limit] if limit else found[offset:]
-    else:
-        count = session.scalar(select(func.count()).select_from(rows.subquery())) or 0
-        paged = rows.offset(offset).limit(limit) if limit else rows.offset(offset)
-        page = [(job, program) for job, program in session.execute(paged)]
-    states = services.orchestrator.states(job.flow_run_id for job, _ in page)
-    return count, [job_out(job, program, states.get(job.flow_run_id)) for job, program in page]
+        rows = rows.where(db.Job.status == query.status)
+    count = session.scalar(select(func.count()).select_from(rows.order_by(None).subquery())) or 0
+    paged = rows.offset(offset).limit(limit) if limit else rows.offset(offset)
+    return count, [job_out(job, program) for job, program in session.execute(paged)]
 
 
 def program_jobs(services: Services, session: Session, user: Principal, program: db.Program) -> list[JobOut]:
@@ -253,8 +250,8 @@ def page(base_url: str, count: int, items: list[JobOut], limit: int, offset: int
     return JobPage(count=count, next=following, previous=previous, results=items)
 
 
-def _require_active(services: Services, job: db.Job, message: str) -> str:
-    current = current_status(services, job)
+def _require_active(services: Services, session: Session, job: db.Job, message: str) -> str:
+    current = current_status(services, session, job)
     if current not in status.ACTIVE:
         raise ApiError(403, message)
     return current
@@ -264,7 +261,7 @@ def add_error_event(services: Services, session: Session, user: Principal, job_i
     job = own_job(session, user, job_id)
     if body.type.upper() != ERROR:
         raise bad_request(f"Type is not valid. Valid types: {EVENT_TYPES}")
-    _require_active(services, job, "You can create events on active jobs only")
+    _require_active(services, session, job, "You can create events on active jobs only")
     data = {
         "code": str(body.code),
         "message": body.message.strip(),
@@ -283,7 +280,7 @@ def set_sub_status(services: Services, session: Session, user: Principal, job_id
         sub_status = None
     if sub_status is None:
         raise bad_request("'sub_status' not provided or is not valid")
-    _require_active(services, job, "You can update the sub status of active jobs only")
+    _require_active(services, session, job, "You can update the sub status of active jobs only")
     if job.sub_status != sub_status:
         job.sub_status = sub_status
         session.add(
@@ -346,10 +343,15 @@ def _status_events(services: Services, job: db.Job) -> list[tuple[datetime, Even
             ),
         )
     ]
+    if job.run_id is None:  # stopped or refused before its run was made
+        if job.status != status.QUEUED and job.status_at is not None:
+            context = "STOP_JOB" if job.status == status.STOPPED else "UPDATE_JOB_STATUS"
+            derived.append((job.status_at, _status_event(job.status_at, context, {"status": job.status})))
+        return derived
     last = status.QUEUED
-    history = sorted(services.orchestrator.history(job.flow_run_id), key=lambda item: item.timestamp)
+    history = sorted(services.orchestrator.history(job.run_id), key=lambda item: item.timestamp)
     retried = any(state.name == RETRY_STATE for state in history)
-    attempts = services.orchestrator.attempts(job.flow_run_id) if retried else 1
+    attempts = services.orchestrator.attempts(job.run_id) if retried else 1
     attempt = 0
     for state in history:
         attempt += state.type == StateType.RUNNING and state.name != RETRY_STATE
@@ -361,19 +363,12 @@ def _status_events(services: Services, job: db.Job) -> list[tuple[datetime, Even
         data = {"status": mapped}
         if state.name == RETRY_STATE:
             data["message"] = retrying(attempt + 1, attempts)
-        derived.append(
-            (
-                state.timestamp,
-                EventOut(
-                    event_type="STATUS_CHANGE",
-                    origin="SCHEDULER",
-                    context=context,
-                    created=db.iso(state.timestamp),
-                    data=data,
-                ),
-            )
-        )
+        derived.append((state.timestamp, _status_event(state.timestamp, context, data)))
     return derived
+
+
+def _status_event(moment: datetime, context: str, data: dict[str, Any]) -> EventOut:
+    return EventOut(event_type="STATUS_CHANGE", origin="SCHEDULER", context=context, created=db.iso(moment), data=data)
 
 
 def runtime_jobs(session: Session, user: Principal, job_id: str) -> list[dict[str, Any]]:
@@ -400,12 +395,16 @@ def add_runtime_job(
 def stop(services: Services, session: Session, user: Principal, job_id: str, service_text: str | None) -> str:
     """Stop sentences as the reference gateway joins them (docs/architecture.md, Stop)."""
     job = own_job(session, user, job_id)
-    before = current_status(services, job)
     sentences: list[str] = []
-    was_running = before in status.ACTIVE or before == status.STOPPING
+    was_running = _stop_before_dispatch(session, job)
+    if not was_running:
+        before = current_status(services, session, job)
+        was_running = before in status.ACTIVE or before == status.STOPPING
+        if was_running:
+            assert job.run_id is not None  # a job without its run is QUEUED, and stopped above
+            services.orchestrator.stop(job.run_id)
+            _wait_stopped(services, session, job)
     if was_running:
-        services.orchestrator.stop(job.flow_run_id)
-        _wait_stopped(services, job)
         sentences.append("Job has been stopped.")
     else:
         sentences.append("Job already in terminal state.")
@@ -427,9 +426,22 @@ def stop(services: Services, session: Session, user: Principal, job_id: str, ser
     return " ".join(sentences)
 
 
-def _wait_stopped(services: Services, job: db.Job) -> None:
+def _stop_before_dispatch(session: Session, job: db.Job) -> bool:
+    """A job still waiting for its run is stopped in the store: the dispatcher never makes its run
+    (or, making it this moment, stops it; gateway/jobs/dispatch.py)."""
+    stopped = session.execute(
+        update(db.Job)
+        .where(db.Job.id == job.id, db.Job.dispatched.is_(False), db.Job.status == status.QUEUED)
+        .values(status=status.STOPPED, status_at=db.utcnow())
+    )
+    session.commit()
+    session.refresh(job)
+    return bool(stopped.rowcount)  # type: ignore[attr-defined]
+
+
+def _wait_stopped(services: Services, session: Session, job: db.Job) -> None:
     deadline = time.monotonic() + services.settings.stop_wait_seconds
     while time.monotonic() < deadline:
-        if current_status(services, job) in status.TERMINAL:
+        if current_status(services, session, job) in status.TERMINAL:
             return
         time.sleep(0.1)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import layout
 from core.job_spec import JobSpec
-from core.status import QUEUED
+from core.status import ACTIVE, QUEUED
 from gateway import db
 from gateway.access import programs as policy
 from gateway.access.facts import program_facts
@@ -31,26 +32,21 @@ def run(
     channel: str | None,
     instance: str | None,
 ) -> JobCreated:
+    """Record the job, QUEUED: the dispatcher (gateway/jobs/dispatch.py) makes its flow run at the
+    rate Prefect and the executor take them, so a request never waits on execution."""
     program = find_program(session, user, request.title, request.provider, to_run=True)
     if program.disabled:
         raise ApiError(423, program.disabled_message or DISABLED_MESSAGE)
     limit = services.settings.max_active_jobs
-    if services.orchestrator.active_jobs(user.name) >= limit:
+    if active_jobs(session, user.name) >= limit:
         raise ApiError(429, f"Active job limit reached. The maximum allowed is {limit}.")
     arguments = parse_arguments(request.arguments, services.settings.max_arguments_bytes)
     validate_against_schema(program, arguments)
     if program.artifact is None or program.entrypoint is None or program.deployment_id is None:
         raise bad_request("This function is an image function; image functions cannot run on the Ray runner.")
-    flow_run_id = services.orchestrator.start_run(
-        deployment_id=program.deployment_id,
-        arguments=arguments,
-        runner=user.name,
-        title=program.title,
-        provider=program.provider,
-        retries=retries_of(program, request.config),
-    )
     extras = RunExtras(channel=channel, instance=instance, function_size=request.function_size)
-    job = open_job(services, session, program, user, flow_run_id, request.arguments, extras)
+    job = record_job(services, session, program, user, request.arguments, extras, retries_of(program, request.config))
+    services.wake_dispatcher()
     return JobCreated(
         id=job.id,
         status=QUEUED,
@@ -58,6 +54,12 @@ def run(
         created=db.iso(job.created),
         arguments=request.arguments,
     )
+
+
+def active_jobs(session: Session, user: str) -> int:
+    """The user's jobs that are queued, pending or running (the active-job limit counts these)."""
+    counted = select(func.count()).select_from(db.Job).where(db.Job.author == user, db.Job.status.in_(ACTIVE))
+    return session.scalar(counted) or 0
 
 
 def retries_of(program: db.Program, config: RunConfig | None = None) -> Retries:
@@ -82,6 +84,25 @@ class RunExtras:
     function_size: str | None = None
 
 
+def record_job(
+    services: Services,
+    session: Session,
+    program: db.Program,
+    runner: Principal,
+    arguments: str,
+    extras: RunExtras,
+    retries: Retries,
+) -> db.Job:
+    """A new job waiting for its flow run. Its files come first: a recorded job always has them, and
+    a request that dies before the commit leaves no job behind."""
+    job, token = _new_job(session, program, runner, job_id=db.new_id(), flow_run_id=None)
+    job.retries, job.retry_delay_seconds = retries.retries, retries.delay_seconds
+    _write_files(services, program, job, token, arguments, extras)
+    session.add(job)
+    session.commit()
+    return job
+
+
 def open_job(
     services: Services,
     session: Session,
@@ -91,33 +112,57 @@ def open_job(
     arguments: str,
     extras: RunExtras,
 ) -> db.Job:
-    """Make a flow run of the program's deployment a job of `runner`, with the flow run's id.
+    """Make a flow run started in Prefect a job of `runner`, with the flow run's id.
 
     The row commits first: its primary key makes a run a job once, whichever gateway gets there
     first (IntegrityError for the others). The spec is written last: the flow waits for it, so
     a program never starts before its arguments and artifact snapshot are in place.
     """
-    assert program.artifact is not None and program.entrypoint is not None
-    trial = policy.runs_as_trial(runner, program_facts(session, program))
-    token = new_token()
-    job = db.Job(
-        id=flow_run_id,
-        author=runner.name,
-        program_id=program.id,
-        flow_run_id=flow_run_id,
-        token_hash=hash_token(token),
-        trial=trial,
-    )
+    job, token = _new_job(session, program, runner, job_id=flow_run_id, flow_run_id=flow_run_id)
     session.add(job)
     session.commit()
-    area = layout.job_area(runner.name, program.provider, program.title)
+    try:
+        _write_files(services, program, job, token, arguments, extras)
+    except ApiError:
+        services.orchestrator.stop(flow_run_id)
+        session.delete(job)
+        session.commit()
+        raise
+    return job
+
+
+def _new_job(
+    session: Session, program: db.Program, runner: Principal, *, job_id: str, flow_run_id: str | None
+) -> tuple[db.Job, str]:
+    """The job's row (not yet added) and its callback token, which only the spec keeps."""
+    token = new_token()
+    job = db.Job(
+        id=job_id,
+        author=runner.name,
+        program_id=program.id,
+        flow_run_id=flow_run_id or job_id,
+        dispatched=flow_run_id is not None,
+        status=QUEUED,
+        token_hash=hash_token(token),
+        trial=policy.runs_as_trial(runner, program_facts(session, program)),
+        created=db.utcnow(),
+    )
+    return job, token
+
+
+def _write_files(
+    services: Services, program: db.Program, job: db.Job, token: str, arguments: str, extras: RunExtras
+) -> None:
+    """The job's arguments, its artifact snapshot, then its spec (what the flow waits for)."""
+    assert program.artifact is not None and program.entrypoint is not None
+    area = layout.job_area(job.author, program.provider, program.title)
     spec = JobSpec(
         job_id=job.id,
         program_title=program.title,
         entrypoint=program.entrypoint,
         data_area=area,
         provider_area=layout.provider_area(program.provider, program.title) if program.provider else None,
-        env=job_environment(services, job.id, token, program, extras, trial),
+        env=job_environment(services, job.id, token, program, extras, job.trial),
         program_env=json.loads(program.env_vars or "{}"),
         dependencies=json.loads(program.dependencies or "[]"),
     )
@@ -126,12 +171,8 @@ def open_job(
     try:
         storage.copy(program.artifact, spec.artifact_key)  # per-job snapshot: a re-upload never changes a queued job
     except FileNotFoundError:  # replaced by an upload a moment ago
-        services.orchestrator.stop(flow_run_id)
-        session.delete(job)
-        session.commit()
         raise ApiError(409, f"Function {program.title} was being replaced; run it again.") from None
     spec.save(storage)
-    return job
 
 
 def job_environment(

@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -57,6 +58,16 @@ class Stack:
 
     def user_area(self, user: str = "mockuser") -> Path:
         return self.data_dir / "storage" / "users" / user
+
+    def flow_run_of(self, job_id: str) -> dict[str, Any]:
+        """The job's flow run in Prefect: the run tagged with the job (the job of a run started in
+        Prefect has the run's id, and the run gets the tag when it is adopted)."""
+        prefect = f"http://127.0.0.1:{TEST_PORTS['QS_PREFECT_PORT']}/api"
+        tagged = {"flow_runs": {"tags": {"all_": [f"job:{job_id}"]}}}
+        found = requests.post(f"{prefect}/flow_runs/filter", json=tagged, auth=self.prefect_login(), timeout=30)
+        assert found.status_code == 200, found.text
+        [run] = found.json()
+        return dict(run)
 
     def prefect_login(self) -> tuple[str, str]:
         """The embedded Prefect server's credentials, as the operator finds them."""

@@ -152,3 +152,32 @@ def moto_server(port: int) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@contextmanager
+def extra_gateway(data_dir: Path, port: int, extra: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """One more gateway process of the stack in `data_dir` (its store, storage, Prefect and work pool)."""
+    prefect = {
+        "PREFECT_API_URL": f"http://127.0.0.1:{TEST_PORTS['QS_PREFECT_PORT']}/api",
+        "PREFECT_PROFILES_PATH": str(data_dir / "prefect-profiles.toml"),
+    }
+    env = {**stack_env(data_dir, TEST_PORTS, {**prefect, **(extra or {})}), "QS_PORT": str(port)}
+    command = [str(PLATFORM_PYTHON), "-m", "uvicorn", "gateway.app:create_app", "--factory", "--port", str(port)]
+    with open(data_dir / f"gateway-{port}.out", "wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/liveness/", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gateway did not start:\n" + (data_dir / f"gateway-{port}.out").read_text())
+            time.sleep(0.3)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()

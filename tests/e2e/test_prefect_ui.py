@@ -20,9 +20,10 @@ def test_the_prefect_ui_shows_a_finished_jobs_run_and_output(
     assert wait_for(job, TERMINAL) == "DONE", job.logs()
     user, password = stack.prefect_login()
     screenshot = tmp_path / "flow-run.png"  # kept in pytest's folder for this test
+    run_id = stack.flow_run_of(job.job_id)["id"]
     command = [
         str(PLATFORM_PYTHON), str(HERE / "prefect_ui.py"), f"http://127.0.0.1:{TEST_PORTS['QS_PREFECT_PORT']}",
-        f"{user}:{password}", job.job_id, str(screenshot), "ui-visible", "an ordinary line for the Prefect UI",
+        f"{user}:{password}", run_id, str(screenshot), "ui-visible", "an ordinary line for the Prefect UI",
     ]  # fmt: skip
     run = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-3000:]

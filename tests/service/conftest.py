@@ -6,6 +6,7 @@ Every test runs once on SQLite and once on a real PostgreSQL server.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from core.storage import Storage
 from gateway import db, directory
 from gateway.app import create_app, prepare_store
 from gateway.context import Services
+from gateway.jobs.dispatch import dispatch_jobs
+from gateway.jobs.status_feed import StatusFeed
 
 
 def settings_for(database_url: str, data_dir: Path) -> Settings:
@@ -51,6 +54,10 @@ def gateway(app: FastAPI, store_url: str, tmp_path: Path) -> Iterator[Gateway]: 
     services = Services(
         settings=settings, database=database, storage=Storage(settings.storage_root), orchestrator=FakeOrchestrator()
     )
+    # What the app's threads do, made synchronous: the fake's states reach the store as they happen,
+    # and a recorded job gets its run before its request answers.
+    services.orchestrator.follow_states(StatusFeed(services).take, threading.Event())
+    services.wake_dispatcher = lambda: dispatch_jobs(services)
     prepare_store(database, settings)  # what the app's start does
     with database.session() as session:
         directory.add_user(session, "otheruser", OTHER_TOKEN)

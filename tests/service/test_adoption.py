@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
 from gateway_harness import Gateway
 
 from core.job_spec import TOKEN_VARIABLE, JobSpec
 from core.tags import job_tags
 from gateway.context import Services
-from gateway.jobs.adoption import REQUEST_GRACE, adopt_runs
+from gateway.jobs.adoption import adopt_runs
 
 
 def services_of(gateway: Gateway) -> Services:
@@ -46,17 +45,16 @@ def test_a_run_without_arguments_gets_an_empty_object(gateway: Gateway) -> None:
     assert gateway.storage.get_bytes(spec.arguments_key) == b"{}"
 
 
-def test_a_run_the_gateway_made_is_left_to_its_request(gateway: Gateway) -> None:
+def test_a_run_the_gateway_made_is_its_jobs_never_a_new_job(gateway: Gateway) -> None:
     gateway.upload()
     made = gateway.run().json()["id"]
-    assert adopt_runs(services_of(gateway)) == [], "already a job"
-    # A run the gateway made whose request died before the job was written: left alone for a
-    # while, then adopted as the job of the user who ran it.
-    orphan = gateway.prefect.start_in_prefect(deployment_of(gateway), {}, job_tags("mockuser", "hello", None))
-    assert adopt_runs(services_of(gateway)) == []
-    gateway.prefect.runs[orphan].created = datetime.now(UTC) - REQUEST_GRACE - timedelta(seconds=1)
-    assert adopt_runs(services_of(gateway)) == [orphan]
-    assert made != orphan
+    assert adopt_runs(services_of(gateway)) == [], "its job's run (tagged with the job)"
+    assert len(gateway.prefect.runs) == 1
+    # A run tagged with a user but no job (made by some other client of Prefect): that user's job.
+    tagged = gateway.prefect.start_in_prefect(deployment_of(gateway), {}, job_tags("otheruser", "hello", None))
+    assert adopt_runs(services_of(gateway)) == [tagged]
+    assert gateway.call("GET", f"/jobs/{tagged}").status_code == 404, "not mockuser's"
+    assert made != tagged
 
 
 def test_runs_of_deployments_that_are_no_program_here_are_not_adopted(gateway: Gateway) -> None:

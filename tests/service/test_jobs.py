@@ -32,8 +32,9 @@ def test_run_records_the_job_and_its_flow_run(gateway: Gateway) -> None:
     assert response.status_code == 200, response.text
     created = response.json()
     assert (created["status"], created["program"], created["arguments"]) == ("QUEUED", program["id"], '{"n": 2}')
-    run = gateway.prefect.runs[created["id"]]
-    assert run.tags == ["user:mockuser", "program:hello"]
+    run = gateway.prefect.run_of(created["id"])
+    assert run is not None, "the dispatcher made its run"
+    assert run.tags == ["user:mockuser", "program:hello", f"job:{created['id']}"]
     assert run.parameters == {"arguments": {"n": 2}}, "the program's own parameter; the token never goes into Prefect"
 
     spec = JobSpec.load(gateway.storage, created["id"])
@@ -101,7 +102,7 @@ def test_stop_of_a_running_job_goes_through_stopping(gateway: Gateway) -> None:
     gateway.call("PATCH", f"/jobs/{job_id}/sub_status", data={"sub_status": "MAPPING"})
     gateway.call("POST", f"/jobs/{job_id}/stop")
     assert gateway.job(job_id)["status"] == "STOPPING"
-    assert gateway.prefect.runs[job_id].state.type == StateType.CANCELLING
+    assert gateway.prefect.run_of(job_id).state.type == StateType.CANCELLING  # type: ignore[union-attr]
     gateway.advance(job_id, StateType.CANCELLED)
     assert gateway.job(job_id) | {"created": None} == {
         "id": job_id,

@@ -1,28 +1,34 @@
 """An in-memory stand-in for Prefect behind the gateway's `Orchestrator` protocol.
 
 It keeps deployments and flow runs with their state histories, and follows Prefect's rules
-where the services depend on them: a new run is Scheduled; stopping a run nobody has claimed
-cancels it at once, otherwise it turns Cancelling. Tests play the executor with `advance`.
+where the services depend on them: a new run is Scheduled; a run's create is idempotent by its
+job; stopping a run nobody has claimed cancels it at once, otherwise it turns Cancelling. Every
+new state goes to the follower, as Prefect's event stream does. Tests play the executor with
+`advance`.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from prefect.client.schemas.objects import State, StateType
 from prefect.states import Cancelled, Cancelling, Scheduled
 
 from core.job_log import STOPPED_MESSAGE
-from core.tags import job_tags
+from core.tags import job_of, job_tag, job_tags
 from gateway.orchestrator import (
     ACTIVE_STATE_TYPES,
+    UNFINISHED_STATE_TYPES,
     DeploymentSpec,
     ProgramRun,
     Retries,
+    RunState,
     Schedule,
     deployment_name,
     parameter_schema,
@@ -60,6 +66,8 @@ class FakeOrchestrator:
         self.deployments: dict[str, Deployment] = {}
         self.runs: dict[str, Run] = {}
         self.executor_settles_stops = True  # a Cancelling run becomes Cancelled, as the executor makes it
+        self.follower: Callable[[RunState], None] = lambda change: None
+        self.refuse_runs: str | None = None  # set: Prefect refuses to create runs, with this text
 
     # the protocol
 
@@ -80,6 +88,7 @@ class FakeOrchestrator:
     def start_run(
         self,
         *,
+        job_id: str,
         deployment_id: str,
         arguments: dict[str, Any],
         runner: str,
@@ -87,9 +96,22 @@ class FakeOrchestrator:
         provider: str | None,
         retries: Retries,
     ) -> str:
-        run_id = self.start_in_prefect(deployment_id, arguments, job_tags(runner, title, provider))
+        if self.refuse_runs is not None:
+            request = httpx.Request("POST", "http://prefect.test/api/deployments/create_flow_run")
+            response = httpx.Response(409, text=self.refuse_runs, request=request)
+            raise httpx.HTTPStatusError(self.refuse_runs, request=request, response=response)
+        made = self.run_of(job_id)
+        if made is not None:  # the idempotency key
+            return made.id
+        run_id = self.start_in_prefect(deployment_id, arguments, [*job_tags(runner, title, provider), job_tag(job_id)])
         self.runs[run_id].retries = retries
         return run_id
+
+    def runs_in_flight(self) -> int:
+        return sum(1 for run in self.runs.values() if run.state.type in UNFINISHED_STATE_TYPES)
+
+    def follow_states(self, on_change: Callable[[RunState], None], stopping: threading.Event) -> None:
+        self.follower = on_change
 
     def runs_to_adopt(self) -> list[ProgramRun]:
         return [
@@ -126,7 +148,7 @@ class FakeOrchestrator:
 
     def adopt_run(self, run: ProgramRun, *, runner: str, title: str, provider: str | None, retries: Retries) -> None:
         faked = self.runs[run.flow_run_id]
-        faked.tags = sorted(set(faked.tags) | set(job_tags(runner, title, provider)))
+        faked.tags = sorted(set(faked.tags) | {*job_tags(runner, title, provider), job_tag(run.flow_run_id)})
         faked.retries = retries
 
     def attempts(self, flow_run_id: str) -> int:
@@ -141,24 +163,19 @@ class FakeOrchestrator:
     def matching(self, flow_run_ids: list[str], types: list[StateType]) -> set[str]:
         return {run_id for run_id, state in self.states(flow_run_ids).items() if state and state.type in types}
 
-    def active_jobs(self, owner: str) -> int:
-        return sum(
-            1 for run in self.runs.values() if f"user:{owner}" in run.tags and run.state.type in ACTIVE_STATE_TYPES
-        )
-
     def history(self, flow_run_id: str) -> list[State]:
         return list(self.runs[flow_run_id].history)
 
     def stop(self, flow_run_id: str) -> None:
         run = self.runs[flow_run_id]
         if run.state.type in (StateType.SCHEDULED, StateType.PAUSED):
-            run.history.append(Cancelled(message=STOPPED_MESSAGE))
+            self.enter(run, Cancelled(message=STOPPED_MESSAGE))
             return
         if run.state.is_final():
             return  # Prefect refuses to leave a terminal state
-        run.history.append(Cancelling(message=STOPPED_MESSAGE))
+        self.enter(run, Cancelling(message=STOPPED_MESSAGE))
         if self.executor_settles_stops:
-            run.history.append(Cancelled(message=STOPPED_MESSAGE))
+            self.enter(run, Cancelled(message=STOPPED_MESSAGE))
 
     def healthy(self) -> bool:
         return True
@@ -171,14 +188,24 @@ class FakeOrchestrator:
     def start_in_prefect(self, deployment_id: str, arguments: Any, tags: list[str] | None = None) -> str:
         assert deployment_id in self.deployments, "a run needs its program's deployment"
         run = Run(str(uuid.uuid4()), deployment_id, {"arguments": arguments}, tags or [])
-        run.history.append(Scheduled())
         self.runs[run.id] = run
+        self.enter(run, Scheduled())
         return run.id
+
+    def enter(self, run: Run, state: State) -> None:
+        run.history.append(state)
+        self.follower(RunState(run.id, job_of(run.tags), state.type, state.timestamp or datetime.now(UTC)))
+
+    def run_of(self, job_id: str) -> Run | None:
+        """The job's run: the one tagged with the job, or (an adopted run) the one with its id."""
+        tagged = next((run for run in self.runs.values() if job_tag(job_id) in run.tags), None)
+        return tagged or self.runs.get(job_id)
 
     # what the executor would do
 
     def advance(self, job_id: str, *types: StateType) -> None:
-        """Move the job's run (the job's id is its run's) through these states, in order."""
-        run = self.runs[job_id]
+        """Move the job's run through these states, in order."""
+        run = self.run_of(job_id)
+        assert run is not None, f"job {job_id} has no run"
         for state_type in types:
-            run.history.append(State(type=state_type))
+            self.enter(run, State(type=state_type))

@@ -1,0 +1,138 @@
+"""The dispatcher: recorded jobs become flow runs at the rate Prefect and the executor take them.
+
+`POST /programs/run` only records a job (gateway/jobs/submit.py). Each gateway runs a dispatcher
+thread that turns recorded jobs into flow runs while fewer than `dispatch_window` runs of the pool
+are due or under way: beyond that, jobs wait QUEUED in the store, each user's in order, users
+taking turns. A flow run
+is created with the job's id as its idempotency key, so two gateways dispatching the same job, or a
+dispatcher that died between creating a run and recording it, never make a second run: the job's
+next dispatch (any gateway, any restart) gets the first run back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+import httpx
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session
+
+from core import layout
+from core.status import FAILED, QUEUED, STOPPED
+from gateway import db
+from gateway.context import Services
+from gateway.orchestrator import Retries
+
+log = logging.getLogger("qiskit_serverless.dispatch")
+
+DISPATCH_EVERY_SECONDS = 1.0  # the pace when nothing wakes it (runs ending free the window)
+BATCH = 16
+
+
+def dispatch_jobs(services: Services) -> int:
+    """Make flow runs of waiting jobs, oldest first, while the window has room; returns how many."""
+    window = services.settings.dispatch_window
+    made = 0
+    while window:
+        room = window - services.orchestrator.runs_in_flight()
+        if room <= 0:
+            break
+        with services.database.session() as session:
+            waiting = session.execute(_next_jobs(min(room, BATCH))).all()
+            if not waiting:
+                break
+            session.commit()  # no read transaction held across Prefect calls (SQLite would refuse the write after)
+            for job, program in waiting:
+                made += _dispatch(services, session, job, program)
+    return made
+
+
+def _next_jobs(count: int) -> Select[db.Job, db.Program]:
+    """The recorded jobs to dispatch next: each user's in the order they came, users taking turns
+    (every user's first waiting job, then every user's second, …), so one user's backlog never
+    holds another's job behind it."""
+    turns = (
+        select(
+            db.Job.id,
+            func.row_number().over(partition_by=db.Job.author, order_by=(db.Job.created, db.Job.id)).label("turn"),
+        )
+        .where(db.Job.dispatched.is_(False), db.Job.status == QUEUED)
+        .subquery()
+    )
+    return (
+        select(db.Job, db.Program)
+        .join(turns, turns.c.id == db.Job.id)
+        .join(db.Program, db.Job.program_id == db.Program.id)
+        .order_by(turns.c.turn, db.Job.created, db.Job.id)
+        .limit(count)
+    )
+
+
+def _dispatch(services: Services, session: Session, job: db.Job, program: db.Program) -> bool:
+    assert program.deployment_id is not None  # recorded only for programs with a deployment
+    area = layout.job_area(job.author, program.provider, program.title)
+    raw = services.storage.get_bytes(layout.arguments_file(area, job.id))
+    try:
+        run_id = services.orchestrator.start_run(
+            job_id=job.id,
+            deployment_id=program.deployment_id,
+            arguments=json.loads(raw) if raw else {},
+            runner=job.author,
+            title=program.title,
+            provider=program.provider,
+            retries=Retries(job.retries, job.retry_delay_seconds),
+        )
+    except httpx.HTTPStatusError as refused:
+        if refused.response.status_code >= 500:
+            raise
+        # Prefect refuses this run for good (e.g. arguments the program's schema, replaced since, rejects).
+        _fail(session, job, f"The job could not be started: {refused.response.text[:500]}")
+        return False
+    session.execute(update(db.Job).where(db.Job.id == job.id).values(flow_run_id=run_id, dispatched=True))
+    session.commit()
+    session.refresh(job)
+    if job.status == STOPPED:  # stopped while its run was being made
+        services.orchestrator.stop(run_id)
+    return True
+
+
+def _fail(session: Session, job: db.Job, message: str) -> None:
+    log.warning("job %s failed before it started: %s", job.id, message)
+    session.execute(
+        update(db.Job)
+        .where(db.Job.id == job.id, db.Job.dispatched.is_(False))
+        .values(status=FAILED, status_at=db.utcnow())
+    )
+    data = json.dumps({"message": message})
+    session.add(db.JobEvent(job_id=job.id, event_type="ERROR", origin="SCHEDULER", context="DISPATCH", data=data))
+    session.commit()
+
+
+class Dispatcher:
+    """The gateway's dispatcher thread: woken by each recorded job and each run's end, and every
+    DISPATCH_EVERY_SECONDS at the latest."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        self.thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            self.wake.wait(DISPATCH_EVERY_SECONDS)
+            self.wake.clear()
+            try:
+                dispatch_jobs(self.services)
+            except Exception:
+                log.exception("dispatching recorded jobs failed")
