@@ -89,6 +89,7 @@ def _dispatch(services: Services, session: Session, job: db.Job, program: db.Pro
             raise
         # Prefect refuses this run for good (e.g. arguments the program's schema, replaced since, rejects).
         _fail(session, job, f"The job could not be started: {refused.response.text[:500]}")
+        services.reads.forget_job(job.id)
         return False
     session.execute(update(db.Job).where(db.Job.id == job.id).values(flow_run_id=run_id, dispatched=True))
     session.commit()

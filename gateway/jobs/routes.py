@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from gateway.auth import CurrentUser, ServiceChannel
@@ -66,10 +67,13 @@ def _page(request: Request, found: tuple[int, list[JobOut]], query: JobQuery) ->
 
 
 @router.get("/{job_id}", response_model=JobOut, response_model_exclude_none=False, summary="One job")
-def get_job(
+async def get_job(
     job_id: JobId, user: CurrentUser, session: DbSession, services: ServicesDep, with_result: bool = False
 ) -> dict[str, Any]:
-    out = service.job_detail(services, session, user, job_id, with_result)
+    # Async: clients poll this, and a job read a moment ago is answered without a thread hop or a query.
+    out = None if with_result else service.cached_job(services, user, job_id)
+    if out is None:
+        out = await run_in_threadpool(service.job_detail, services, session, user, job_id, with_result)
     return out.model_dump(exclude=set() if with_result else {"result"})
 
 

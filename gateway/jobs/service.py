@@ -91,7 +91,7 @@ def current_status(services: Services, session: Session, job: db.Job) -> str:
     """The status from the run's state read now (for decisions on the job), taken into the store."""
     if job.run_id is None:
         return job.status
-    return record_state(session, job, services.orchestrator.state(job.run_id))
+    return record_state(services, session, job, services.orchestrator.state(job.run_id))
 
 
 def job_out(job: db.Job, program: db.Program) -> JobOut:
@@ -118,7 +118,22 @@ def describe(services: Services, session: Session, job: db.Job, with_result: boo
 def job_detail(services: Services, session: Session, user: Principal, job_id: str, with_result: bool) -> JobOut:
     """The job for whoever may read it; its result only for its author."""
     job, facts = _allowed_with_facts(session, job_id, lambda facts: policy.can_read(user, facts), job_missing(job_id))
-    return describe(services, session, job, with_result and policy.is_author(user, facts))
+    out = describe(services, session, job)
+    services.reads.jobs.put(job.id, (facts, out))
+    if with_result and policy.is_author(user, facts):
+        return out.model_copy(update={"result": read_result(services, job, program_of(session, job))})
+    return out
+
+
+def cached_job(services: Services, user: Principal, job_id: str) -> JobOut | None:
+    """The job as read a moment ago, if this process has it (gateway/read_cache.py); same rules."""
+    found = services.reads.jobs.get(job_id)
+    if found is None:
+        return None
+    facts, out = found
+    if not policy.can_read(user, facts):
+        raise job_missing(job_id)
+    return out
 
 
 def data_area(job: db.Job, program: db.Program) -> str:
@@ -293,6 +308,7 @@ def set_sub_status(services: Services, session: Session, user: Principal, job_id
             )
         )
         session.commit()
+        services.reads.forget_job(job.id)
     return describe(services, session, job)
 
 
@@ -423,6 +439,7 @@ def stop(services: Services, session: Session, user: Principal, job_id: str, ser
     if job.sub_status is not None:
         job.sub_status = None
         session.commit()
+    services.reads.forget_job(job.id)
     return " ".join(sentences)
 
 

@@ -28,7 +28,7 @@ RECONCILE_SECONDS = 5.0
 PAGE = 200  # the most flow runs Prefect returns for one filter call
 
 
-def record(session: Session, change: RunState) -> None:
+def record(services: Services, session: Session, change: RunState) -> None:
     """Take a run's new state into its job's row (matched by the run's job tag, else its id).
 
     A job tag also links a run to its job the dispatcher has not marked dispatched yet (a
@@ -51,12 +51,13 @@ def record(session: Session, change: RunState) -> None:
         .execution_options(synchronize_session=False)  # callers refresh what they hold
     )
     session.commit()
+    services.reads.forget_job(change.job_id, change.flow_run_id)
 
 
-def record_state(session: Session, job: db.Job, state: State | None) -> str:
+def record_state(services: Services, session: Session, job: db.Job, state: State | None) -> str:
     """Take a state just read from Prefect for this job; returns the job's status."""
     if state is not None and job.run_id is not None:
-        record(session, RunState(job.run_id, job.id, state.type, state.timestamp or datetime.now(UTC)))
+        record(services, session, RunState(job.run_id, job.id, state.type, state.timestamp or datetime.now(UTC)))
         session.refresh(job)
     return job.status
 
@@ -81,7 +82,7 @@ def reconcile(services: Services) -> int:
                 state = states.get(run_id)
                 if state is None:  # the run was deleted in Prefect: nothing will ever run this job
                     state = State(type=StateType.FAILED, timestamp=datetime.now(UTC))
-                record(session, RunState(run_id, job_id, state.type, state.timestamp or datetime.now(UTC)))
+                record(services, session, RunState(run_id, job_id, state.type, state.timestamp or datetime.now(UTC)))
             after = jobs[-1][0]
 
 
@@ -108,7 +109,7 @@ class StatusFeed:
         """Record one new state (what the event thread does with each)."""
         try:
             with self.services.database.session() as session:
-                record(session, change)
+                record(self.services, session, change)
         except Exception:
             log.exception("could not record the state of flow run %s", change.flow_run_id)
         if status.job_status(change.type) in status.TERMINAL:

@@ -167,3 +167,18 @@ def test_users_take_turns_for_the_window(gateway: Gateway, paused: Services) -> 
     dispatch_jobs(paused)
     started = {job_id for job_id in [*mine, theirs] if gateway.prefect.run_of(job_id) is not None}
     assert started == {mine[0], theirs}
+
+
+def test_a_job_read_a_moment_ago_shows_each_change_at_once(gateway: Gateway) -> None:
+    """Reads are served from the gateway's short-lived copy, which every change drops."""
+    gateway.upload()
+    job_id = gateway.run().json()["id"]
+    assert gateway.job(job_id)["status"] == "QUEUED"
+    assert services_of(gateway).reads.jobs.get(job_id) is not None, "kept for the next read"
+    gateway.advance(job_id, StateType.RUNNING)
+    assert gateway.job(job_id)["status"] == "RUNNING"
+    assert gateway.call("PATCH", f"/jobs/{job_id}/sub_status/", data={"sub_status": "MAPPING"}).status_code == 200
+    assert gateway.job(job_id)["sub_status"] == "MAPPING"
+    assert gateway.call("GET", f"/jobs/{job_id}/", token=OTHER_TOKEN).status_code == 404, "the copy keeps the rules"
+    gateway.call("POST", f"/jobs/{job_id}/stop/", json={"service": None})
+    assert gateway.job(job_id)["status"] == "STOPPED"
