@@ -2,7 +2,13 @@
 
 Extraction uses tarfile's "data" filter: no absolute paths, no `..`, no links
 pointing outside the folder, no device files. The same check runs at upload so a
-bad tar is refused before it is stored.
+bad tar is refused before it is stored. Accepted formats: tar, uncompressed or
+compressed with gzip, bzip2 or xz. Whatever the format, an artifact has at most
+MAX_ENTRIES members with names of at most MAX_NAME_BYTES, expands to at most
+MAX_EXTRACTED_BYTES, and past ALWAYS_EXPANDS_TO to at most MAX_EXPANSION times
+its own size: a small
+archive of millions of entries, or of a huge run of zeros, is refused while it is
+read, before it costs memory or disk.
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ from pathlib import Path
 from typing import IO
 
 MAX_EXTRACTED_BYTES = 1024 * 1024 * 1024
+MAX_ENTRIES = 10_000
+MAX_NAME_BYTES = 1024
+MAX_EXPANSION = 200  # extracted bytes per byte of artifact; source code compresses about 5 to 10 times
+ALWAYS_EXPANDS_TO = 16 * 1024 * 1024  # however small the artifact
 ENTRYPOINT_PATTERN = re.compile(r"^[A-Za-z0-9_./-]+\.py$")
 
 
@@ -31,11 +41,18 @@ def normalize_entrypoint(entrypoint: str) -> str:
     return path
 
 
-def check_members(archive: tarfile.TarFile, destination: Path) -> list[tarfile.TarInfo]:
-    """Members as the data filter would extract them; raises ArtifactError on any unsafe one."""
+def check_members(archive: tarfile.TarFile, destination: Path, size: int) -> list[tarfile.TarInfo]:
+    """Members as the data filter would extract them; raises ArtifactError on any unsafe one, or past
+    the caps (`size` is the artifact's own, in bytes). Members are read one by one, so the caps stop
+    the reading, not only the result."""
     checked: list[tarfile.TarInfo] = []
     total = 0
-    for member in archive.getmembers():
+    limit = min(MAX_EXTRACTED_BYTES, max(size * MAX_EXPANSION, ALWAYS_EXPANDS_TO))
+    for count, member in enumerate(archive, start=1):
+        if count > MAX_ENTRIES:
+            raise ArtifactError(f"Artifact has more than {MAX_ENTRIES} entries.")
+        if len(member.name.encode()) > MAX_NAME_BYTES or len(member.linkname.encode()) > MAX_NAME_BYTES:
+            raise ArtifactError(f"Artifact has a member name longer than {MAX_NAME_BYTES} bytes.")
         if member.name.startswith("/"):
             # The data filter would only strip the slash; an absolute name is refused outright.
             raise ArtifactError(f"Unsafe artifact member '{member.name}': absolute path.")
@@ -46,17 +63,22 @@ def check_members(archive: tarfile.TarFile, destination: Path) -> list[tarfile.T
         if safe is None:
             continue
         total += safe.size
-        if total > MAX_EXTRACTED_BYTES:
-            raise ArtifactError("Artifact expands past the extraction limit.")
+        if total > limit:
+            raise ArtifactError(
+                f"Artifact expands past {limit} bytes (at most {MAX_EXPANSION} times its size, "
+                f"and {MAX_EXTRACTED_BYTES} bytes in all)."
+            )
         checked.append(safe)
     return checked
 
 
 def validate_artifact(source: IO[bytes], entrypoint: str) -> None:
     """Refuse a tar that is unreadable, unsafe, or lacks the entrypoint file."""
+    size = source.seek(0, 2)
+    source.seek(0)
     try:
         with tarfile.open(fileobj=source, mode="r:*") as archive:
-            members = check_members(archive, Path("/artifact"))
+            members = check_members(archive, Path("/artifact"), size)
             for member in members:  # read every byte once: a truncated archive fails here, not at run time
                 content = archive.extractfile(member) if member.isfile() else None
                 while content is not None and content.read(1024 * 1024):
@@ -71,5 +93,5 @@ def validate_artifact(source: IO[bytes], entrypoint: str) -> None:
 def extract_artifact(tar_path: Path, destination: Path) -> None:
     destination.mkdir(parents=True, exist_ok=True)
     with tarfile.open(tar_path, mode="r:*") as archive:
-        check_members(archive, destination)
+        check_members(archive, destination, tar_path.stat().st_size)
         archive.extractall(destination, filter="data")

@@ -82,7 +82,10 @@ class Settings(BaseSettings):
     max_active_jobs: int = Field(
         default=50, description="Active (queued, pending, running) jobs per user (429 past it)."
     )
-    max_request_bytes: int = 60 * 1024 * 1024
+    max_result_bytes: int = Field(
+        default=60 * 1024 * 1024,
+        description="Largest result saved through the legacy POST /jobs/{id}/result (413 past it).",
+    )
     logs_size_limit: int = Field(default=50 * 1024 * 1024, description="Bytes of job log kept (the tail).")
     prefect_log_lines: int = Field(default=10_000, description="Program output lines copied to the Prefect UI per job.")
     stop_wait_seconds: float = Field(default=5.0, description="How long /stop/ waits for the job to be STOPPED.")

@@ -10,7 +10,6 @@ from prefect.client.orchestration import get_client
 
 from blocks.storage import block_name, location_from_settings
 from core.settings import Settings
-from gateway.body_limits import PathNormalizer
 from gateway.context import Services
 from gateway.db import Database
 from gateway.directory import seed
@@ -24,6 +23,7 @@ from gateway.jobs.status_feed import StatusFeed
 from gateway.openapi import build as build_openapi
 from gateway.orchestrator import PrefectOrchestrator
 from gateway.programs.routes import router as programs_router
+from gateway.request_gate import BodyCaps, RequestGate
 from gateway.system.routes import router as system_router
 
 
@@ -79,9 +79,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     api.include_router(system_router)
     app.include_router(api)
     app.include_router(system_router, responses=ERROR_RESPONSES)
-    # A file upload may carry the largest allowed file plus its multipart framing.
-    file_body = max(settings.max_request_bytes, settings.max_file_bytes + 1024 * 1024)
-    app.add_middleware(PathNormalizer, max_body=settings.max_request_bytes, max_file_body=file_body)
+    app.add_middleware(RequestGate, caps=BodyCaps.of(settings))
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -21,7 +21,7 @@ from core.status import ACTIVE
 from gateway import db
 from gateway.access.facts import user_groups
 from gateway.access.subject import Principal
-from gateway.context import DbSession, ServicesDep
+from gateway.context import Services, ServicesDep
 from gateway.directory import hash_token
 from gateway.errors import ApiError
 
@@ -51,29 +51,34 @@ def _bearer(authorization: str | None) -> str:
 
 
 async def authenticate(
-    session: DbSession,
     services: ServicesDep,
     authorization: Annotated[str | None, Depends(bearer)] = None,
     service_channel: ServiceChannel = None,
 ) -> Principal:
-    """Async, so a caller known a moment ago costs no thread hop and no query (gateway/read_cache.py)."""
     if service_channel is not None and service_channel not in CHANNELS:
         raise ApiError(401, "Invalid Service-Channel header.")
+    return await authenticated(services, authorization)
+
+
+async def authenticated(services: Services, authorization: str | None) -> Principal:
+    """The caller behind an Authorization header, or 401. Async, so a caller known a moment ago costs
+    no thread hop and no query (gateway/read_cache.py); the request gate calls it before any body."""
     digest = hash_token(_bearer(authorization))
     principal = services.reads.principals.get(digest)
     if principal is None:
-        principal = await run_in_threadpool(_look_up, session, digest)
+        principal = await run_in_threadpool(_look_up, services, digest)
         services.reads.remember_principal(digest, principal)
     return principal
 
 
-def _look_up(session: Session, digest: str) -> Principal:
-    user = session.scalar(select(db.User).where(db.User.token_hash == digest))
-    if user is not None:
-        return Principal(user.name, user_groups(session, user.name))
-    job = session.scalar(select(db.Job).where(db.Job.token_hash == digest))
-    if job is not None and job.status in ACTIVE:  # a job's token ends with its job
-        return job_principal(session, job)
+def _look_up(services: Services, digest: str) -> Principal:
+    with services.database.session() as session:
+        user = session.scalar(select(db.User).where(db.User.token_hash == digest))
+        if user is not None:
+            return Principal(user.name, user_groups(session, user.name))
+        job = session.scalar(select(db.Job).where(db.Job.token_hash == digest))
+        if job is not None and job.status in ACTIVE:  # a job's token ends with its job
+            return job_principal(session, job)
     raise ApiError(401, "Invalid token.")
 
 

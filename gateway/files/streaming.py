@@ -27,6 +27,10 @@ BATCH_BYTES = 1024 * 1024  # bytes handed to the storage thread at a time
 # part uploads. Half of that stalled the receiver (0.6 of s3fs's own speed instead of 0.8-0.96).
 QUEUED_BATCHES = 8
 MALFORMED = "The upload is not a valid multipart/form-data body."
+# A part's headers are buffered until complete: the parser bounds them (one line, and how many).
+MAX_HEADER_BYTES = 4096
+MAX_HEADERS = 8
+HEADERS_TOO_LARGE = f"A part may have at most {MAX_HEADERS} headers of at most {MAX_HEADER_BYTES} bytes each."
 
 
 class MultipartFile:
@@ -49,6 +53,8 @@ class MultipartFile:
                     "on_part_data": self._part_data,
                     "on_part_end": self._part_end,
                 },
+                max_header_count=MAX_HEADERS,
+                max_header_size=MAX_HEADER_BYTES,
             )
         except (FormParserError, ValueError):
             raise bad_request(MALFORMED) from None
@@ -106,8 +112,8 @@ class MultipartFile:
             raise bad_request("The upload was interrupted.") from None
         try:
             self.parser.write(chunk)
-        except (FormParserError, ValueError):
-            raise bad_request(MALFORMED) from None
+        except (FormParserError, ValueError) as error:
+            raise bad_request(HEADERS_TOO_LARGE if "Maximum header" in str(error) else MALFORMED) from None
         return True
 
     async def start(self, head_bytes: int) -> tuple[str, bytes]:

@@ -4,7 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from core.artifact import ArtifactError, extract_artifact, normalize_entrypoint, validate_artifact
+from core.artifact import (
+    ALWAYS_EXPANDS_TO,
+    MAX_ENTRIES,
+    MAX_EXPANSION,
+    MAX_NAME_BYTES,
+    ArtifactError,
+    extract_artifact,
+    normalize_entrypoint,
+    validate_artifact,
+)
 
 
 def make_tar(entries: list[tarfile.TarInfo], contents: dict[str, bytes] | None = None) -> bytes:
@@ -70,3 +79,43 @@ def test_entrypoints_are_normalised(good: str, normal: str) -> None:
 def test_bad_entrypoints_are_refused(bad: str) -> None:
     with pytest.raises(ArtifactError):
         normalize_entrypoint(bad)
+
+
+def compressed(files: dict[str, bytes], mode: str = "w:gz", empty_entries: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as archive:  # type: ignore[call-overload]
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        for index in range(empty_entries):
+            archive.addfile(tarfile.TarInfo(f"e/{index}"), io.BytesIO(b""))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["w:gz", "w:bz2", "w:xz"])
+def test_compressed_artifacts_of_every_documented_format_are_accepted(mode: str) -> None:
+    source = b"".join(f"print({index})\n".encode() for index in range(20_000))  # 250 KB of code
+    validate_artifact(io.BytesIO(compressed({"main.py": source}, mode)), "main.py")
+
+
+def test_an_archive_of_too_many_entries_is_refused_while_read() -> None:
+    bomb = compressed({"main.py": b"print(1)"}, empty_entries=MAX_ENTRIES)
+    assert len(bomb) < 200_000, "small on the wire"
+    with pytest.raises(ArtifactError, match=f"more than {MAX_ENTRIES} entries"):
+        validate_artifact(io.BytesIO(bomb), "main.py")
+
+
+def test_an_archive_that_expands_far_past_its_size_is_refused() -> None:
+    zeros = compressed({"main.py": b"print(1)", "data.bin": b"\0" * (ALWAYS_EXPANDS_TO + 1)})
+    assert len(zeros) * MAX_EXPANSION < ALWAYS_EXPANDS_TO
+    with pytest.raises(ArtifactError, match="expands past"):
+        validate_artifact(io.BytesIO(zeros), "main.py")
+    fine = compressed({"main.py": b"print(1)", "data.bin": b"\0" * (ALWAYS_EXPANDS_TO - 16)})
+    validate_artifact(io.BytesIO(fine), "main.py")
+
+
+def test_a_member_name_past_the_limit_is_refused() -> None:
+    long_name = "d/" * (MAX_NAME_BYTES // 2) + "x.py"
+    with pytest.raises(ArtifactError, match="name longer than"):
+        validate_artifact(io.BytesIO(compressed({"main.py": b"1", long_name: b"1"}, "w")), "main.py")

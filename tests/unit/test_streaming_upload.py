@@ -94,3 +94,22 @@ def test_non_utf8_file_name_is_replaced_not_a_crash(client: TestClient) -> None:
     response = client.post("/upload", headers={"content-type": "multipart/form-data; boundary=XyZ"}, content=body)
     assert response.status_code == 200
     assert response.json()["name"].endswith(".txt")
+
+
+@pytest.mark.parametrize("where", ["name", "value"])
+def test_a_part_header_past_the_cap_is_refused_not_buffered(client: TestClient, where: str) -> None:
+    huge = "x" * (streaming.MAX_HEADER_BYTES + 1)
+    header = f"{huge}: v" if where == "name" else f'content-disposition: form-data; name="file"; filename="{huge}"'
+    body = f"--XyZ\r\n{header}\r\n\r\ndata\r\n--XyZ--\r\n".encode()
+    response = client.post("/upload", content=body, headers={"content-type": "multipart/form-data; boundary=XyZ"})
+    assert response.status_code == 400
+    assert response.json() == {"message": streaming.HEADERS_TOO_LARGE}
+
+
+def test_too_many_part_headers_are_refused(client: TestClient) -> None:
+    headers = "".join(f"x-{index}: v\r\n" for index in range(streaming.MAX_HEADERS + 1))
+    body = f'--XyZ\r\n{headers}content-disposition: form-data; name="file"; filename="a"\r\n\r\nd\r\n--XyZ--\r\n'
+    response = client.post(
+        "/upload", content=body.encode(), headers={"content-type": "multipart/form-data; boundary=XyZ"}
+    )
+    assert (response.status_code, response.json()) == (400, {"message": streaming.HEADERS_TOO_LARGE})
