@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 STOPPED_MESSAGE = "Job stopped by request."
+
+
+def run_time_exceeded(seconds: int) -> str:
+    return f"Job stopped: it reached the maximum run time of {seconds} s."
+
+
 # Line prefixes of a provider program's output: [PUBLIC] lines are the user's, [PRIVATE] ones the provider's.
 PUBLIC = "[public]"
 PRIVATE = "[private]"

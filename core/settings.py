@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     job_max_open_files: int = Field(default=4096, description="Open files per process of a job.")
     job_max_file_mb: int = Field(default=10240, description="Largest file a job may write (MiB).")
     job_cpu_seconds: int = Field(default=0, description="CPU seconds per process of a job; 0 is unlimited.")
+    job_max_seconds: int = Field(
+        default=86_400, ge=0, description="Longest a job may run; past it the job is stopped. 0 is unlimited."
+    )
     job_tmp_mb: int = Field(default=4096, description="Size of a job's private /tmp and /dev/shm (memory-backed, MiB).")
     allowed_dependencies_file: Path = Field(
         default=REPO_ROOT / "requirements" / "allowed-dependencies.txt",

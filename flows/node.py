@@ -30,6 +30,7 @@ class NodeRuntime(BaseModel):
     allowed_dependencies_file: Path
     ray_cluster: str
     job_num_cpus: float
+    max_run_seconds: int  # 0: no limit
     logs_size_limit: int
     prefect_log_lines: int
     storage_block: str  # the Prefect block that says where storage is
@@ -54,6 +55,7 @@ class NodeRuntime(BaseModel):
             allowed_dependencies_file=settings.allowed_dependencies_file,
             ray_cluster=settings.ray_cluster,
             job_num_cpus=settings.job_num_cpus,
+            max_run_seconds=settings.job_max_seconds,
             logs_size_limit=settings.logs_size_limit,
             prefect_log_lines=settings.prefect_log_lines,
             storage_block=block_name(settings),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
+import ray
 from prefect import Flow, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
@@ -19,7 +20,7 @@ from prefect_ray.context import remote_options
 from prefect_ray.task_runners import PrefectRayFuture, RayTaskRunner
 
 from blocks.storage import platform_storage
-from core.job_log import STOPPED_MESSAGE
+from core.job_log import STOPPED_MESSAGE, run_time_exceeded
 from core.job_spec import JobSpec
 from core.status import FAILED, STOPPED, SUCCEEDED
 from core.tags import job_of
@@ -83,6 +84,10 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
         with remote_options(num_cpus=runtime.job_num_cpus):
             future = cast(PrefectRayFuture[int], execute_program.submit(job_id, runtime, attempt))
         cancellation.register(flow_run_id, future.wrapped_future)
+        if runtime.max_run_seconds and not ray.wait([future.wrapped_future], timeout=runtime.max_run_seconds)[0]:
+            cancellation.request(flow_run_id)  # the task stops the program and saves its data areas
+            ray.wait([future.wrapped_future])  # killed outright past cancellation's grace
+            return Cancelled(message=run_time_exceeded(runtime.max_run_seconds))
         try:
             exit_code = future.result()
         except BaseException:

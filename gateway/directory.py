@@ -13,9 +13,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from core.status import ACTIVE
 from gateway import db
 from gateway.access.programs import PERMISSIONS
 
@@ -59,9 +60,111 @@ def add_user(session: Session, name: str, token: str, rotate: bool = True) -> No
     user = session.get(db.User, name)
     if user is None:
         session.add(db.User(name=name, token_hash=hash_token(token)))
-    elif rotate:
+    elif rotate and user.token_hash != hash_token(token):
         user.token_hash = hash_token(token)
+        revoke_job_tokens(session, name)
     session.flush()
+
+
+def revoke_job_tokens(session: Session, user: str) -> int:
+    """End the callback tokens of the user's active jobs (their programs' calls get 401 from then on):
+    a rotated or revoked user token takes the tokens acting as that user with it."""
+    ended = session.execute(
+        update(db.Job)
+        .where(db.Job.author == user, db.Job.status.in_(ACTIVE))
+        .values(token_hash=literal("revoked:") + db.Job.id)
+    )
+    session.flush()
+    return int(ended.rowcount)  # type: ignore[attr-defined]
+
+
+def revoke_user(session: Session, name: str) -> None:
+    """No token reaches the user any more (nor their jobs'); their things stay. `users add` gives a new one."""
+    user = _user(session, name)
+    user.token_hash = "revoked:" + new_token()  # not a digest of anything: no token matches it
+    revoke_job_tokens(session, name)
+    session.flush()
+
+
+def remove_user(session: Session, name: str) -> str:
+    """Revoke the user and leave their groups; the user is deleted when they own nothing (their
+    programs and jobs otherwise keep naming them)."""
+    revoke_user(session, name)
+    session.execute(delete(db.Membership).where(db.Membership.user == name))
+    programs = session.scalar(select(func.count()).select_from(db.Program).where(db.Program.author == name)) or 0
+    jobs = session.scalar(select(func.count()).select_from(db.Job).where(db.Job.author == name)) or 0
+    if programs or jobs:
+        session.flush()
+        return f"user {name} revoked and out of every group; kept, as the author of {programs} programs and {jobs} jobs"
+    session.delete(_user(session, name))
+    session.flush()
+    return f"user {name} removed"
+
+
+def _user(session: Session, name: str) -> db.User:
+    user = session.get(db.User, name)
+    if user is None:
+        raise DirectoryError(f"no user {name!r}")
+    return user
+
+
+def remove_member(session: Session, group: str, user: str) -> None:
+    if session.get(db.Membership, (group, user)) is None:
+        raise DirectoryError(f"{user!r} is not in group {group!r}")
+    session.execute(delete(db.Membership).where(db.Membership.group == group, db.Membership.user == user))
+    session.flush()
+
+
+def remove_group(session: Session, name: str) -> None:
+    """The group, its memberships, the provider administration and the grants it carried."""
+    if session.get(db.Group, name) is None:
+        raise DirectoryError(f"no group {name!r}")
+    for table in (db.Membership, db.ProviderAdmin, db.Grant):
+        session.execute(delete(table).where(table.group == name))
+    session.execute(delete(db.Group).where(db.Group.name == name))
+    session.flush()
+
+
+def remove_admin(session: Session, provider: str, group: str) -> None:
+    if session.get(db.ProviderAdmin, (provider, group)) is None:
+        raise DirectoryError(f"{group!r} does not administer provider {provider!r}")
+    session.execute(
+        delete(db.ProviderAdmin).where(db.ProviderAdmin.provider == provider, db.ProviderAdmin.group == group)
+    )
+    session.flush()
+
+
+def revoke_grant(session: Session, provider: str, title: str, group: str) -> None:
+    program = provider_program(session, provider, title)
+    if session.get(db.Grant, (program.id, group)) is None:
+        raise DirectoryError(f"{group!r} has no grant on {provider}/{title}")
+    session.execute(delete(db.Grant).where(db.Grant.program_id == program.id, db.Grant.group == group))
+    session.flush()
+
+
+def who_has_what(session: Session) -> str:
+    """Every user with their groups, every provider with its admin groups, every grant."""
+    lines = ["users:"]
+    groups: dict[str, list[str]] = {}
+    for membership in session.scalars(select(db.Membership)):
+        groups.setdefault(membership.user, []).append(membership.group)
+    for user in session.scalars(select(db.User).order_by(db.User.name)):
+        state = " (revoked)" if user.token_hash.startswith("revoked:") else ""
+        lines.append(f"  {user.name}{state}: {', '.join(sorted(groups.get(user.name, []))) or '-'}")
+    lines.append("providers:")
+    admins: dict[str, list[str]] = {}
+    for admin in session.scalars(select(db.ProviderAdmin)):
+        admins.setdefault(admin.provider, []).append(admin.group)
+    for provider in session.scalars(select(db.Provider).order_by(db.Provider.name)):
+        lines.append(f"  {provider.name}: administered by {', '.join(sorted(admins.get(provider.name, []))) or '-'}")
+    lines.append("grants:")
+    grants = session.execute(
+        select(db.Grant, db.Program).join(db.Program, db.Grant.program_id == db.Program.id).order_by(db.Program.title)
+    )
+    for row, program in grants:
+        trial = ", trial" if row.trial else ""
+        lines.append(f"  {program.provider}/{program.title}: {row.group} may {row.permission}{trial}")
+    return "\n".join(lines)
 
 
 def add_group(session: Session, name: str) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import layout, status
-from core.job_log import truncation_notice
+from core.job_log import STOPPED_MESSAGE, truncation_notice
 from core.retries import RETRY_STATE, retrying
 from gateway import db
 from gateway.access import jobs as policy
@@ -377,6 +377,8 @@ def _status_events(services: Services, job: db.Job) -> list[tuple[datetime, Even
         last = mapped
         context = "STOP_JOB" if mapped in (status.STOPPING, status.STOPPED) else "UPDATE_JOB_STATUS"
         data = {"status": mapped}
+        if mapped == status.STOPPED and state.message and state.message != STOPPED_MESSAGE:
+            data["message"] = state.message  # why the platform stopped it (its maximum run time)
         if state.name == RETRY_STATE:
             data["message"] = retrying(attempt + 1, attempts)
         derived.append((state.timestamp, _status_event(state.timestamp, context, data)))

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import LIMITS, Stack, upload
+from conftest import LIMITS, TERMINAL, Stack, upload, wait_for
 from stack_process import TEST_PORTS, extra_gateway, running_stack, stack_dir
 
 BURST, THREADS = 200, 16
 POOL = "qiskit-serverless-load"
 PREFECT = f"http://127.0.0.1:{TEST_PORTS['QS_PREFECT_PORT']}/api"
 FINISHED = {"SUCCEEDED", "FAILED", "STOPPED"}
+MAX_RUN_SECONDS = 12
 
 
 @dataclass
@@ -39,8 +40,8 @@ class LoadStack:
 
 @pytest.fixture(scope="module")
 def load(stack: Stack) -> Iterator[LoadStack]:
-    """A gateway and executor of their own (work pool, store, limit of 1000 active jobs) on the
-    session's Prefect server and Ray cluster."""
+    """A gateway and executor of their own (work pool, store, limit of 1000 active jobs, jobs stopped
+    after MAX_RUN_SECONDS) on the session's Prefect server and Ray cluster."""
     with stack_dir("qs-e2e-load-") as data_dir:
         extra = {
             "QS_PREFECT_API_URL": PREFECT,
@@ -51,6 +52,7 @@ def load(stack: Stack) -> Iterator[LoadStack]:
             "QS_POSTGRES_PORT": "25435",
             **LIMITS,
             "QS_MAX_ACTIVE_JOBS": "1000",
+            "QS_JOB_MAX_SECONDS": str(MAX_RUN_SECONDS),
         }
         with running_stack(data_dir, {**TEST_PORTS, "QS_PORT": "28200"}, extra) as url:
             yield LoadStack(Stack(url=url, data_dir=data_dir), extra, stack)
@@ -110,3 +112,16 @@ def test_a_job_recorded_by_a_gateway_that_dies_before_starting_it_runs_once(load
     result = stack.get(f"/api/v1/jobs/{job_id}/", params={"with_result": "true"}).json()["result"]
     assert json.loads(result) == {"hello": "survivor"}
     assert load.runs_tagged(f"job:{job_id}") == 1, "run exactly once"
+
+
+def test_a_job_that_reaches_the_maximum_run_time_is_stopped(load: LoadStack) -> None:
+    stack = load.stack
+    job = upload(stack.client(), "idle", "idle").run()
+    assert wait_for(job, {"RUNNING"}, timeout=60) == "RUNNING"
+    assert wait_for(job, TERMINAL, timeout=MAX_RUN_SECONDS + 40) == "CANCELED"
+    assert "idling until stopped" in job.logs(), "its output is kept"
+    events = stack.get(f"/api/v1/jobs/{job.job_id}/events/").json()
+    assert events[0]["data"] == {
+        "status": "STOPPED",
+        "message": f"Job stopped: it reached the maximum run time of {MAX_RUN_SECONDS} s.",
+    }
