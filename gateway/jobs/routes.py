@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from gateway.auth import CurrentUser, ServiceChannel
 from gateway.context import DbSession, ServicesDep
@@ -69,18 +70,31 @@ def _page(request: Request, found: tuple[int, list[JobOut]], query: JobQuery) ->
 @router.get("/{job_id}", response_model=JobOut, response_model_exclude_none=False, summary="One job")
 async def get_job(
     job_id: JobId, user: CurrentUser, session: DbSession, services: ServicesDep, with_result: bool = False
-) -> dict[str, Any]:
+) -> Any:
     # Async: clients poll this, and a job read a moment ago is answered without a thread hop or a query.
-    out = None if with_result else service.cached_job(services, user, job_id)
-    if out is None:
-        out = await run_in_threadpool(service.job_detail, services, session, user, job_id, with_result)
-    return out.model_dump(exclude=set() if with_result else {"result"})
+    cached = None if with_result else service.cached_job(services, user, job_id)
+    if cached is not None:
+        return cached.model_dump(exclude={"result"})
+    out, result = await run_in_threadpool(service.job_detail, services, session, user, job_id, with_result)
+    if not with_result:
+        return out.model_dump(exclude={"result"})
+    head = out.model_dump_json(exclude={"result"})[:-1].encode() + b',"result":'
+    return StreamingResponse(_joined(head, result or iter([b"null"]), b"}"), media_type="application/json")
 
 
 @router.get("/{job_id}/result", responses=NO_CONTENT, summary="The job's saved result (raw JSON text)")
 def get_result(job_id: JobId, user: CurrentUser, session: DbSession, services: ServicesDep) -> Response:
-    text = service.result(services, session, user, job_id)
-    return Response(status_code=204) if text is None else JSONResponse({"result": text})
+    result = service.result(services, session, user, job_id)
+    session.close()  # no database connection is held while the result moves
+    if result is None:
+        return Response(status_code=204)
+    return StreamingResponse(_joined(b'{"result":', result, b"}"), media_type="application/json")
+
+
+def _joined(head: bytes, middle: Iterator[bytes], tail: bytes) -> Iterator[bytes]:
+    yield head
+    yield from middle
+    yield tail
 
 
 @router.post("/{job_id}/result", summary="Legacy save_result of clients up to 0.32")

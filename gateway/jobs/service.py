@@ -3,10 +3,11 @@ sub-status and stop."""
 
 from __future__ import annotations
 
+import codecs
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,23 +107,24 @@ def job_out(job: db.Job, program: db.Program) -> JobOut:
     )
 
 
-def describe(services: Services, session: Session, job: db.Job, with_result: bool = False) -> JobOut:
-    """The job; with its result when asked (callers only ask for their own jobs)."""
-    program = program_of(session, job)
-    out = job_out(job, program)
-    if with_result:
-        out.result = read_result(services, job, program)
-    return out
+def describe(session: Session, job: db.Job) -> JobOut:
+    return job_out(job, program_of(session, job))
 
 
-def job_detail(services: Services, session: Session, user: Principal, job_id: str, with_result: bool) -> JobOut:
-    """The job for whoever may read it; its result only for its author."""
+def job_detail(
+    services: Services, session: Session, user: Principal, job_id: str, with_result: bool
+) -> tuple[JobOut, Iterator[bytes] | None]:
+    """The job for whoever may read it, and (asked, for its author) its result as JSON text in
+    pieces (`result_chunks`)."""
     job, facts = _allowed_with_facts(session, job_id, lambda facts: policy.can_read(user, facts), job_missing(job_id))
-    out = describe(services, session, job)
+    out = describe(session, job)
     services.reads.jobs.put(job.id, (facts, out))
-    if with_result and policy.is_author(user, facts):
-        return out.model_copy(update={"result": read_result(services, job, program_of(session, job))})
-    return out
+    result = (
+        result_chunks(services, job, program_of(session, job))
+        if with_result and policy.is_author(user, facts)
+        else None
+    )
+    return out, result
 
 
 def cached_job(services: Services, user: Principal, job_id: str) -> JobOut | None:
@@ -140,15 +142,31 @@ def data_area(job: db.Job, program: db.Program) -> str:
     return layout.job_area(job.author, program.provider, program.title)
 
 
-def read_result(services: Services, job: db.Job, program: db.Program) -> str | None:
-    raw = services.storage.get_bytes(layout.results_file(data_area(job, program), job.id))
-    return raw.decode("utf-8", errors="replace") if raw is not None else None
+def result_chunks(services: Services, job: db.Job, program: db.Program) -> Iterator[bytes] | None:
+    """The saved result as one JSON string, in pieces read as they are sent: a result of any size
+    costs the gateway a piece of memory, never the whole (None: nothing saved)."""
+    key = layout.results_file(data_area(job, program), job.id)
+    if not services.storage.exists(key):
+        return None
+    return _json_string(services.storage.stream(key))
 
 
-def result(services: Services, session: Session, user: Principal, job_id: str) -> str | None:
+def _json_string(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """What json.dumps of the whole decoded text gives, piece by piece (escaping is per character;
+    a UTF-8 sequence split between pieces is decoded once whole)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    yield b'"'
+    for chunk in chunks:
+        if text := decoder.decode(chunk):
+            yield json.dumps(text, ensure_ascii=False)[1:-1].encode()
+    if text := decoder.decode(b"", final=True):
+        yield json.dumps(text, ensure_ascii=False)[1:-1].encode()
+    yield b'"'
+
+
+def result(services: Services, session: Session, user: Principal, job_id: str) -> Iterator[bytes] | None:
     job = own_job(session, user, job_id)
-    program = program_of(session, job)
-    return read_result(services, job, program)
+    return result_chunks(services, job, program_of(session, job))
 
 
 def save_result(services: Services, session: Session, user: Principal, job_id: str, text: str) -> None:
@@ -309,7 +327,7 @@ def set_sub_status(services: Services, session: Session, user: Principal, job_id
         )
         session.commit()
         services.reads.forget_job(job.id)
-    return describe(services, session, job)
+    return describe(session, job)
 
 
 def events(
