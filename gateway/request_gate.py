@@ -19,7 +19,9 @@ from core.settings import Settings
 from gateway.auth import authenticated
 from gateway.errors import ApiError
 
-SMALL_BODY = 64 * 1024  # any route without a larger need: JSON or form fields
+# Any route without a larger need: JSON or form fields. Every schema-valid body of those routes fits,
+# however its text is escaped (their longest field is 50,000 characters).
+SMALL_BODY = 1024 * 1024
 FORM_FRAMING = 1024 * 1024  # multipart framing and the other fields beside a file or an artifact
 
 
@@ -42,11 +44,11 @@ class BodyCaps:
         )
 
     def for_path(self, path: str) -> int:
-        if path.endswith("/files/upload") or path.endswith("/files/provider/upload"):
+        if path.endswith(("/files/upload", "/files/provider/upload")):
             return self.file
         if path.endswith("/programs/upload"):
             return self.artifact
-        if path.endswith("/programs/run") or path.endswith("/programs/validate_arguments"):
+        if path.endswith(("/programs/run", "/programs/validate_arguments", "/schedules")):
             return self.arguments
         if path.startswith("/api/v1/jobs/") and path.endswith("/result"):
             return self.result  # the legacy save_result of clients up to 0.32

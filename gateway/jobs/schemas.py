@@ -66,13 +66,13 @@ class EventOut(BaseModel):
 class ErrorEventIn(BaseModel):
     type: str = Field(max_length=32, json_schema_extra=EVENT_TYPE)
     code: int | str
-    message: str = Field(max_length=100_000)
-    exception: str = Field(max_length=100_000)
+    message: str = Field(max_length=20_000)
+    exception: str = Field(max_length=20_000)
     args: Any = None
 
 
 class StopRequest(BaseModel):
-    service: str | None = Field(default=None, max_length=1_000_000)
+    service: str | None = Field(default=None, max_length=50_000)
 
 
 class RuntimeJobIn(BaseModel):
