@@ -14,6 +14,7 @@ import select
 import shutil
 import signal
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import IO, cast
 
 from core.allow_list import read_allow_list
 from core.artifact import extract_artifact
-from core.job_log import PRIVATE, truncation_notice
+from core.job_log import PRIVATE, run_time_exceeded, truncation_notice
 from core.job_spec import JobSpec
 from core.retries import ATTEMPT_VARIABLE, separator
 from core.storage import Storage
@@ -36,6 +37,7 @@ LIMIT_SIGNALS: dict[int, str] = {
     signal.SIGXFSZ: "file size (QS_JOB_MAX_FILE_MB)",
 }
 REMOTE_FLUSH_SECONDS = 0.5
+MIRROR_LINE_BYTES = 64 * 1024  # the longest line copied to the Prefect logs
 WAKE_SECONDS = 0.2
 
 
@@ -72,8 +74,13 @@ class PrefectLogMirror:
         self.pending = b""
 
     def feed(self, data: bytes) -> None:
+        if self.sent > self.max_lines:
+            return  # past the notice nothing more is copied: nothing more is kept either
         self.pending += data
         *lines, self.pending = self.pending.split(b"\n")
+        if len(self.pending) > MIRROR_LINE_BYTES:  # output without newlines: cut into lines of the cap
+            lines.append(self.pending[:MIRROR_LINE_BYTES])
+            self.pending = b""
         for line in lines:
             self._emit(line)
 
@@ -175,7 +182,9 @@ class LogSink:
     On local storage the log key is a file appended to directly (readers see each
     chunk at once). On object storage the output goes to a scratch file which a
     background thread uploads whole every REMOTE_FLUSH_SECONDS while it changes,
-    and once more at close.
+    and once more at close. While the job runs, a log past twice its cap is cut
+    back to its newest `size_limit` bytes (a notice line first), so it never holds
+    more than that, on disk or in an upload.
     """
 
     def __init__(
@@ -191,6 +200,7 @@ class LogSink:
         if local is None and storage.exists(key):  # an earlier attempt's output: appended to, not replaced
             storage.download(key, self.path)
         self.handle: IO[bytes] = open(self.path, "ab")
+        self.size = self.handle.tell()
         self.dirty = threading.Event()
         self.closed = threading.Event()
         self.uploader: threading.Thread | None = None
@@ -201,6 +211,12 @@ class LogSink:
     def write(self, data: bytes) -> None:
         self.handle.write(data)
         self.handle.flush()
+        self.size += len(data)
+        if self.size > 2 * self.size_limit:
+            self.handle.close()
+            self._cap()
+            self.handle = open(self.path, "ab")
+            self.size = self.handle.tell()
         self.dirty.set()
         if self.mirror is not None:
             self.mirror.feed(data)
@@ -232,7 +248,12 @@ class LogSink:
             tail = handle.read()
         newline = tail.find(b"\n")
         tail = tail[newline + 1 :] if newline >= 0 else tail
-        self.path.write_bytes(truncation_notice(self.size_limit).encode() + tail)
+        if tail.startswith(truncation_notice(self.size_limit).encode()):
+            tail = tail.split(b"\n", 1)[1]  # cut again: one notice is enough
+        # Replaced at once: a reader (the gateway's log tail) sees the old log or the new, never half.
+        cut = self.path.with_name(self.path.name + ".cut")
+        cut.write_bytes(truncation_notice(self.size_limit).encode() + tail)
+        os.replace(cut, self.path)
 
 
 def program_environment(
@@ -285,6 +306,10 @@ def install_dependencies(spec: JobSpec, runtime: NodeRuntime, sink: LogSink) -> 
     )
 
 
+class RunTimeExceeded(Exception):
+    """The program reached the job's maximum run time (`QS_JOB_MAX_SECONDS`) and was stopped."""
+
+
 def run_program_process(
     spec: JobSpec,
     storage: Storage,
@@ -299,6 +324,8 @@ def run_program_process(
         sink.write(separator(attempt.number, attempt.of).encode())
     try:
         return _run(spec, storage, runtime, workdir, sink, attempt)
+    except RunTimeExceeded:
+        raise
     except DependencyInstallError as error:
         sink.write(f"{error}\n".encode())  # pip's own words; a traceback would only add noise
         raise
@@ -331,14 +358,19 @@ def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, s
     confinement = Confinement(runtime, workdir, artifact_dir, data_dir, function_dir) if runtime.sandbox else None
     env = program_environment(spec, data_dir, runtime, packages, function_dir, attempt)
     process = start_program(spec, artifact_dir, env, runtime, packages, confinement)
+    # The program's own run time: what it waited for before (a Ray slot, its files) does not count.
+    deadline = time.monotonic() + runtime.max_run_seconds if runtime.max_run_seconds else None
     try:
-        _pump(cast(io.BufferedReader, process.stdout), sink)
+        _pump(cast(io.BufferedReader, process.stdout), sink, deadline)
         exit_code = process.wait()
-    except KeyboardInterrupt:
-        # A stop (ray.cancel): end the program now, but keep its last output and what it wrote.
+    except (KeyboardInterrupt, RunTimeExceeded) as stopped:
+        # A stop (ray.cancel) or the run time's end: end the program now, but keep its last output
+        # and what it wrote.
         os.killpg(process.pid, signal.SIGKILL)  # the program leads its own session: its children go too
         process.wait()
         _pump(cast(io.BufferedReader, process.stdout), sink)
+        if isinstance(stopped, RunTimeExceeded):
+            sink.write(f"{run_time_exceeded(runtime.max_run_seconds)}\n".encode())
         for area in areas:
             area.push()
         raise
@@ -349,10 +381,13 @@ def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, s
     return exit_code
 
 
-def _pump(output: io.BufferedReader, sink: LogSink) -> None:
+def _pump(output: io.BufferedReader, sink: LogSink, deadline: float | None = None) -> None:
     """Copy the program's output to the log until it ends. The wait wakes every WAKE_SECONDS so
-    that a stop (Ray raises KeyboardInterrupt between bytecodes) is seen even when it is silent."""
+    that a stop (Ray raises KeyboardInterrupt between bytecodes), or the deadline, is seen even
+    when the program is silent."""
     while True:
+        if deadline is not None and time.monotonic() > deadline:
+            raise RunTimeExceeded
         ready, _, _ = select.select([output], [], [], WAKE_SECONDS)
         if ready:
             chunk = output.read1(CHUNK_BYTES)

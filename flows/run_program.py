@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-import ray
 from prefect import Flow, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
@@ -27,7 +26,7 @@ from core.tags import job_of
 from flows import cancellation, node
 from flows.job_record import settle_job
 from flows.node import NodeRuntime
-from flows.program_process import Attempt, PrefectLogMirror, run_program_process
+from flows.program_process import Attempt, PrefectLogMirror, RunTimeExceeded, run_program_process
 
 # How long a run started in Prefect waits for the gateway to adopt it as a job.
 ADOPTION_SECONDS = 30.0
@@ -78,21 +77,21 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
     attempt = Attempt(max(1, flow_run.run_count), (flow_run.empirical_policy.retries or 0) + 1)
     wait_for_job(runtime, job_id)
     exit_code: int | None = None
+    timed_out = False
     try:
         if cancellation.requested(flow_run_id):  # stopped between its claim and now (deployments/executor.py)
             return Cancelled(message=STOPPED_MESSAGE)
         with remote_options(num_cpus=runtime.job_num_cpus):
             future = cast(PrefectRayFuture[int], execute_program.submit(job_id, runtime, attempt))
         cancellation.register(flow_run_id, future.wrapped_future)
-        if runtime.max_run_seconds and not ray.wait([future.wrapped_future], timeout=runtime.max_run_seconds)[0]:
-            cancellation.request(flow_run_id)  # the task stops the program and saves its data areas
-            ray.wait([future.wrapped_future])  # killed outright past cancellation's grace
-            return Cancelled(message=run_time_exceeded(runtime.max_run_seconds))
         try:
             exit_code = future.result()
-        except BaseException:
+        except BaseException as error:
             if cancellation.requested(flow_run_id):
                 return Cancelled(message=STOPPED_MESSAGE)
+            if isinstance(error, RunTimeExceeded):  # the task stopped the program and kept what it wrote
+                timed_out = True
+                return Cancelled(message=run_time_exceeded(runtime.max_run_seconds))
             raise
         if cancellation.requested(flow_run_id):
             return Cancelled(message=STOPPED_MESSAGE)
@@ -100,7 +99,7 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
             raise ProgramFailed(f"Program exited with code {exit_code}.")
         return None
     finally:
-        stopped = cancellation.requested(flow_run_id)
+        stopped = cancellation.requested(flow_run_id) or timed_out
         cancellation.unregister(flow_run_id)
         if exit_code == 0 or attempt.is_last or stopped:
             outcome = STOPPED if stopped else SUCCEEDED if exit_code == 0 else FAILED

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from core import layout
+from core.job_log import truncation_notice
 from core.job_spec import JobSpec
 from core.storage import Storage
-from flows.program_process import DataArea, LogSink
+from flows.program_process import (
+    MIRROR_LINE_BYTES,
+    DataArea,
+    LogSink,
+    PrefectLogMirror,
+    RunTimeExceeded,
+    _pump,
+)
 
 
 def memory_storage() -> Storage:
@@ -78,3 +91,38 @@ def test_log_sink_keeps_the_newest_lines_under_the_cap(tmp_path: Path) -> None:
     assert lines[-1] == "line 49"
     assert all(line.startswith("line ") for line in lines[1:])  # the cut starts on a whole line
     assert len(text) <= 100 + len(lines[0]) + 1
+
+
+def test_a_running_jobs_log_never_holds_more_than_twice_its_cap(tmp_path: Path) -> None:
+    storage = memory_storage()
+    sink = LogSink(storage, layout.job_logs("job-3"), tmp_path / "logs.txt", size_limit=100)
+    for index in range(1000):
+        sink.write(f"line {index}\n".encode())
+        assert sink.path.stat().st_size <= 2 * 100 + len(truncation_notice(100)) + 10, index
+    text = sink.path.read_text()
+    assert text.startswith("[Logs exceeded maximum allowed size (100 bytes)") and text.endswith("line 999\n")
+    assert text.count("[Logs exceeded") == 1
+    sink.close()
+
+
+def test_the_prefect_log_copy_keeps_little_of_output_without_newlines() -> None:
+    emitted: list[str] = []
+    logger = logging.getLogger("mirror-test")
+    logger.info = lambda message, *args: emitted.append(message)  # type: ignore[method-assign]
+    mirror = PrefectLogMirror(logger, max_lines=3)
+    for _ in range(64):
+        mirror.feed(b"x" * 16 * 1024)  # 1 MiB, no newline
+        assert len(mirror.pending) <= MIRROR_LINE_BYTES
+    assert len(emitted) == 3 and all(len(line) == MIRROR_LINE_BYTES for line in emitted)
+    assert mirror.pending == b"", "past its lines it keeps nothing"
+
+
+def test_a_silent_program_past_its_deadline_is_stopped(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    sink = LogSink(memory_storage(), layout.job_logs("job-4"), tmp_path / "logs.txt", size_limit=100)
+    try:
+        with os.fdopen(read_end, "rb") as output, pytest.raises(RunTimeExceeded):
+            _pump(output, sink, time.monotonic() + 0.2)  # type: ignore[arg-type]
+    finally:
+        os.close(write_end)
+        sink.close()
