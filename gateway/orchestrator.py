@@ -193,10 +193,6 @@ class Orchestrator(Protocol):
 
     def states(self, flow_run_ids: Iterable[str]) -> dict[str, State | None]: ...
 
-    def matching(self, flow_run_ids: list[str], types: list[StateType]) -> set[str]:
-        """Which of these runs are in one of the given state types."""
-        ...
-
     def history(self, flow_run_id: str) -> list[State]: ...
 
     def stop(self, flow_run_id: str) -> None: ...
@@ -405,10 +401,6 @@ class PrefectOrchestrator:
             )
             found.update((str(run.id), run.state) for run in runs)
         return found
-
-    def matching(self, flow_run_ids: list[str], types: list[StateType]) -> set[str]:
-        states = self.states(flow_run_ids)
-        return {run_id for run_id, state in states.items() if state is not None and state.type in types}
 
     def runs_in_flight(self) -> int:
         return self.client.count_flow_runs(

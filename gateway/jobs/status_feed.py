@@ -2,7 +2,7 @@
 
 Reads and lists answer from the store (no Prefect round trip per request). The store follows
 Prefect's event stream of flow-run states, and a reconciliation reads the states of every
-unfinished job in pages every RECONCILE_SECONDS (and at start), which catches what the stream
+unfinished job, a page per Prefect call, every RECONCILE_SECONDS (and at start), which catches what the stream
 missed. A state is taken only if it is newer than the one the status came from, so events in
 any order, and several gateways writing the same change, leave the newest.
 """
@@ -20,12 +20,11 @@ from sqlalchemy.orm import Session
 from core import status
 from gateway import db
 from gateway.context import Services
-from gateway.orchestrator import RunState
+from gateway.orchestrator import STATES_PER_CALL, RunState
 
 log = logging.getLogger("qiskit_serverless.status")
 
 RECONCILE_SECONDS = 5.0
-PAGE = 200  # the most flow runs Prefect returns for one filter call
 
 
 def record(services: Services, session: Session, change: RunState) -> None:
@@ -72,7 +71,7 @@ def reconcile(services: Services) -> int:
                 select(db.Job.id, db.Job.flow_run_id)
                 .where(db.Job.dispatched.is_(True), db.Job.status.not_in(status.TERMINAL), db.Job.id > after)
                 .order_by(db.Job.id)
-                .limit(PAGE)
+                .limit(STATES_PER_CALL)
             ).all()
             if not jobs:
                 return pages

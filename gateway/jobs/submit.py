@@ -1,4 +1,5 @@
-"""Submitting a job: checks, its flow run, its row and its files in storage (also for runs started in Prefect)."""
+"""Submitting a job: checks, then its row and its files in storage (its flow run is the dispatcher's); and
+the job of a run started in Prefect."""
 
 from __future__ import annotations
 

@@ -160,9 +160,6 @@ class FakeOrchestrator:
     def states(self, flow_run_ids: Iterable[str]) -> dict[str, State | None]:
         return {run_id: self.runs[run_id].state for run_id in flow_run_ids if run_id in self.runs}
 
-    def matching(self, flow_run_ids: list[str], types: list[StateType]) -> set[str]:
-        return {run_id for run_id, state in self.states(flow_run_ids).items() if state and state.type in types}
-
     def history(self, flow_run_id: str) -> list[State]:
         return list(self.runs[flow_run_id].history)
 
