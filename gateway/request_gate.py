@@ -23,6 +23,8 @@ from gateway.errors import ApiError
 # however its text is escaped (their longest field is 50,000 characters).
 SMALL_BODY = 1024 * 1024
 FORM_FRAMING = 1024 * 1024  # multipart framing and the other fields beside a file or an artifact
+JSON_ESCAPING = 6  # the longest JSON escape of one byte of text: \u00XX
+URL_ENCODING = 3  # %XX
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,10 @@ class BodyCaps:
         return cls(
             file=settings.max_file_bytes + FORM_FRAMING,
             artifact=settings.max_artifact_bytes + FORM_FRAMING,
-            arguments=settings.max_arguments_bytes + SMALL_BODY,
-            result=settings.max_result_bytes,
+            # The arguments are JSON text inside a JSON body: escaping may make them six times longer.
+            arguments=JSON_ESCAPING * settings.max_arguments_bytes + SMALL_BODY,
+            # The legacy result comes URL-encoded in a form: up to three bytes per byte.
+            result=URL_ENCODING * settings.max_result_bytes + FORM_FRAMING,
         )
 
     def for_path(self, path: str) -> int:
@@ -69,14 +73,17 @@ class RequestGate:
             path = path.rstrip("/") or "/"
             scope = {**scope, "path": path, "raw_path": path.encode()}
         headers = dict(scope["headers"])
-        length = headers.get(b"content-length")
-        if length is None and b"transfer-encoding" not in headers:
+        # With a Transfer-Encoding the server reads the body as chunked, whatever Content-Length says:
+        # such a body is always authenticated first and counted as it arrives.
+        chunked = b"transfer-encoding" in headers
+        length = None if chunked else headers.get(b"content-length")
+        if length is None and not chunked:
             await self.app(scope, receive, send)  # no body
             return
         if length is not None and not length.isdigit():
             await _reject(send, 400, "Invalid Content-Length.")
             return
-        if length is None or int(length) > 0:
+        if chunked or int(length or 0) > 0:
             try:
                 await authenticated(scope["app"].state.services, _text(headers.get(b"authorization")))
             except ApiError as refused:
@@ -86,7 +93,7 @@ class RequestGate:
         if length is not None and int(length) > limit:
             await _reject(send, 413, f"Request body is larger than {limit} bytes.")
             return
-        if length is None:
+        if chunked:
             receive, send = _capped(receive, send, limit)
         await self.app(scope, receive, send)
 

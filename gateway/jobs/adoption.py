@@ -24,6 +24,7 @@ from gateway.access.facts import user_groups
 from gateway.access.subject import Principal
 from gateway.context import Services
 from gateway.errors import ApiError
+from gateway.jobs.status_feed import link_run
 from gateway.jobs.submit import RunExtras, open_job, retries_of
 from gateway.orchestrator import ProgramRun
 
@@ -48,8 +49,11 @@ def adopt_runs(services: Services) -> list[str]:
 
 
 def _adopt(services: Services, session: Session, run: ProgramRun) -> bool:
-    if run.job_id is not None:
-        return False  # the dispatcher's (or an adopted run's): its job is recorded; the status feed links it
+    if run.job_id is not None and run.job_id != run.flow_run_id:
+        # The dispatcher's run of a recorded job that no one has linked yet (its dispatcher died
+        # between making it and recording it, and its events were missed): its job's, never a new one.
+        link_run(services, session, run.job_id, run.flow_run_id)
+        return False
     program = session.scalar(select(db.Program).where(db.Program.deployment_id == run.deployment_id))
     if program is None or program.artifact is None or program.entrypoint is None:
         return False  # not a runnable program of this gateway: the flow ends it, finding no job

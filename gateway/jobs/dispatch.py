@@ -20,19 +20,28 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from core import layout
-from core.status import FAILED, QUEUED, STOPPED
+from core.status import FAILED, QUEUED
 from gateway import db
 from gateway.context import Services
+from gateway.jobs.status_feed import link_run
 from gateway.orchestrator import Retries
 
 log = logging.getLogger("qiskit_serverless.dispatch")
 
 DISPATCH_EVERY_SECONDS = 1.0  # the pace when nothing wakes it (runs ending free the window)
 BATCH = 16
+MAX_ATTEMPTS = 5
+# Failed dispatches in a row, by job (this process's count: another gateway counts its own).
+_attempts: dict[str, int] = {}
+_attempts_lock = threading.Lock()
 
 
 def dispatch_jobs(services: Services) -> int:
-    """Make flow runs of waiting jobs, oldest first, while the window has room; returns how many."""
+    """Make flow runs of waiting jobs, users taking turns, while the window has room; returns how many.
+
+    A job whose dispatch fails does not hold the others: they go on, and it is tried again on the
+    next pass; a job Prefect refuses for good, or that fails MAX_ATTEMPTS passes in a row, fails.
+    """
     window = services.settings.dispatch_window
     made = 0
     while window:
@@ -44,9 +53,27 @@ def dispatch_jobs(services: Services) -> int:
             if not waiting:
                 break
             session.commit()  # no read transaction held across Prefect calls (SQLite would refuse the write after)
+            failed = 0
             for job, program in waiting:
-                made += _dispatch(services, session, job, program)
+                try:
+                    made += _dispatch(services, session, job, program)
+                    _attempts.pop(job.id, None)
+                except Exception:
+                    session.rollback()
+                    failed += 1
+                    _retry_or_fail(services, session, job)
+            if failed:
+                break  # the failed ones come first again: the next pass, not a busy loop
     return made
+
+
+def _retry_or_fail(services: Services, session: Session, job: db.Job) -> None:
+    with _attempts_lock:
+        _attempts[job.id] = tries = _attempts.get(job.id, 0) + 1
+    log.exception("dispatching job %s failed (attempt %d of %d)", job.id, tries, MAX_ATTEMPTS)
+    if tries >= MAX_ATTEMPTS:
+        _attempts.pop(job.id, None)
+        _fail(services, session, job, "The job could not be started: the orchestrator did not take its run.")
 
 
 def _next_jobs(count: int) -> Select[db.Job, db.Program]:
@@ -75,40 +102,42 @@ def _dispatch(services: Services, session: Session, job: db.Job, program: db.Pro
     area = layout.job_area(job.author, program.provider, program.title)
     raw = services.storage.get_bytes(layout.arguments_file(area, job.id))
     try:
+        arguments = json.loads(raw) if raw else {}
+    except ValueError:  # rewritten since it was recorded (a user's own area holds it)
+        _fail(services, session, job, "The job could not be started: its arguments file is not JSON any more.")
+        return False
+    try:
         run_id = services.orchestrator.start_run(
             job_id=job.id,
             deployment_id=program.deployment_id,
-            arguments=json.loads(raw) if raw else {},
+            arguments=arguments if isinstance(arguments, dict) else {},
             runner=job.author,
             title=program.title,
             provider=program.provider,
             retries=Retries(job.retries, job.retry_delay_seconds),
         )
     except httpx.HTTPStatusError as refused:
-        if refused.response.status_code >= 500:
-            raise
+        if refused.response.status_code >= 500 or refused.response.status_code in (408, 429):
+            raise  # Prefect busy or down: tried again
         # Prefect refuses this run for good (e.g. arguments the program's schema, replaced since, rejects).
-        _fail(session, job, f"The job could not be started: {refused.response.text[:500]}")
-        services.reads.forget_job(job.id)
+        _fail(services, session, job, f"The job could not be started: {refused.response.text[:500]}")
         return False
-    session.execute(update(db.Job).where(db.Job.id == job.id).values(flow_run_id=run_id, dispatched=True))
-    session.commit()
-    session.refresh(job)
-    if job.status == STOPPED:  # stopped while its run was being made
-        services.orchestrator.stop(run_id)
+    link_run(services, session, job.id, run_id)
     return True
 
 
-def _fail(session: Session, job: db.Job, message: str) -> None:
+def _fail(services: Services, session: Session, job: db.Job, message: str) -> None:
     log.warning("job %s failed before it started: %s", job.id, message)
-    session.execute(
+    failed = session.execute(
         update(db.Job)
-        .where(db.Job.id == job.id, db.Job.dispatched.is_(False))
+        .where(db.Job.id == job.id, db.Job.dispatched.is_(False), db.Job.status == QUEUED)  # not over a stop
         .values(status=FAILED, status_at=db.utcnow())
     )
-    data = json.dumps({"message": message})
-    session.add(db.JobEvent(job_id=job.id, event_type="ERROR", origin="SCHEDULER", context="DISPATCH", data=data))
+    if failed.rowcount:  # type: ignore[attr-defined]
+        data = json.dumps({"message": message})
+        session.add(db.JobEvent(job_id=job.id, event_type="ERROR", origin="SCHEDULER", context="DISPATCH", data=data))
     session.commit()
+    services.reads.forget_job(job.id)
 
 
 class Dispatcher:

@@ -78,6 +78,7 @@ async def get_job(
     out, result = await run_in_threadpool(service.job_detail, services, session, user, job_id, with_result)
     if not with_result:
         return out.model_dump(exclude={"result"})
+    await run_in_threadpool(session.close)  # no database connection is held while the result moves
     head = out.model_dump_json(exclude={"result"})[:-1].encode() + b',"result":'
     return StreamingResponse(_joined(head, result or iter([b"null"]), b"}"), media_type="application/json")
 

@@ -27,26 +27,41 @@ log = logging.getLogger("qiskit_serverless.status")
 RECONCILE_SECONDS = 5.0
 
 
+def link_run(services: Services, session: Session, job_id: str, run_id: str) -> None:
+    """Record that this run carries out the job, once, whoever sees it first (the dispatcher that
+    made it, the run's first event, or adoption after a dispatcher died before recording it). A
+    job stopped while its run was being made gets its run stopped here."""
+    linked = session.execute(
+        update(db.Job)
+        .where(db.Job.id == job_id, db.Job.dispatched.is_(False))
+        .values(flow_run_id=run_id, dispatched=True)
+    )
+    session.commit()
+    if linked.rowcount and session.scalar(select(db.Job.status).where(db.Job.id == job_id)) == status.STOPPED:  # type: ignore[attr-defined]
+        services.orchestrator.stop(run_id)
+
+
 def record(services: Services, session: Session, change: RunState) -> None:
     """Take a run's new state into its job's row (matched by the run's job tag, else its id).
 
-    A job tag also links a run to its job the dispatcher has not marked dispatched yet (a
-    dispatcher that died right after making the run).
+    Only a newer state counts, and a finished job stays finished unless the run finishes again
+    (a refused re-run from the Prefect UI passes through Scheduled; a job stopped before its run
+    existed stays STOPPED while that run is stopped).
     """
     if change.job_id is not None:
-        session.execute(
-            update(db.Job)
-            .where(db.Job.id == change.job_id, db.Job.dispatched.is_(False))
-            .values(flow_run_id=change.flow_run_id, dispatched=True)
-        )
+        link_run(services, session, change.job_id, change.flow_run_id)
         target = db.Job.id == change.job_id
     else:
         target = db.Job.flow_run_id == change.flow_run_id
     moment = change.timestamp.astimezone(UTC)
+    new = status.job_status(change.type)
+    rules = [target, or_(db.Job.status_at.is_(None), db.Job.status_at <= moment)]
+    if new not in status.TERMINAL:
+        rules.append(db.Job.status.not_in(status.TERMINAL))
     session.execute(
         update(db.Job)
-        .where(target, or_(db.Job.status_at.is_(None), db.Job.status_at <= moment))
-        .values(status=status.job_status(change.type), status_at=moment)
+        .where(*rules)
+        .values(status=new, status_at=moment)
         .execution_options(synchronize_session=False)  # callers refresh what they hold
     )
     session.commit()

@@ -10,7 +10,8 @@ from prefect.client.schemas.objects import StateType
 from core.job_spec import JobSpec
 from gateway import db
 from gateway.context import Services
-from gateway.jobs.dispatch import dispatch_jobs
+from gateway.jobs.adoption import adopt_runs
+from gateway.jobs.dispatch import MAX_ATTEMPTS, dispatch_jobs
 from gateway.jobs.status_feed import reconcile
 from gateway.orchestrator import Retries, RunState
 
@@ -32,6 +33,19 @@ def row(gateway: Gateway, job_id: str) -> db.Job:
         job = session.get(db.Job, job_id)
         assert job is not None
         return job
+
+
+def run_made_by_a_dying_dispatcher(gateway: Gateway, job_id: str) -> str:
+    """The job's run, made as the dispatcher makes it, then nothing recorded (it died)."""
+    return gateway.prefect.start_run(
+        job_id=job_id,
+        deployment_id=next(iter(gateway.prefect.deployments)),
+        arguments={},
+        runner="mockuser",
+        title="hello",
+        provider=None,
+        retries=Retries(),
+    )
 
 
 def test_a_run_request_records_the_job_and_answers_without_its_run(gateway: Gateway, paused: Services) -> None:
@@ -71,15 +85,7 @@ def test_a_run_made_by_a_dispatcher_that_died_is_not_made_twice(gateway: Gateway
     job_id = gateway.run().json()["id"]
     # The dying dispatcher made the run; neither it nor the event stream recorded it.
     gateway.prefect.follower = lambda change: None
-    made = gateway.prefect.start_run(
-        job_id=job_id,
-        deployment_id=next(iter(gateway.prefect.deployments)),
-        arguments={},
-        runner="mockuser",
-        title="hello",
-        provider=None,
-        retries=Retries(),
-    )
+    made = run_made_by_a_dying_dispatcher(gateway, job_id)
     assert row(gateway, job_id).run_id is None
     paused.settings.dispatch_window = 8
     dispatch_jobs(paused)  # a restarted (or another) gateway
@@ -112,7 +118,7 @@ def test_a_job_stopped_before_its_run_never_runs(gateway: Gateway, paused: Servi
 
 def test_a_run_prefect_refuses_fails_the_job_with_the_reason(gateway: Gateway) -> None:
     gateway.upload()
-    gateway.prefect.refuse_runs = "Validation failed for field 'arguments'"
+    gateway.prefect.refusing[None] = (409, "Validation failed for field 'arguments'")
     job_id = gateway.run().json()["id"]
     assert gateway.job(job_id)["status"] == "FAILED"
     errors = gateway.call("GET", f"/jobs/{job_id}/events/", params={"type": "ERROR"}).json()
@@ -182,3 +188,43 @@ def test_a_job_read_a_moment_ago_shows_each_change_at_once(gateway: Gateway) -> 
     assert gateway.call("GET", f"/jobs/{job_id}/", token=OTHER_TOKEN).status_code == 404, "the copy keeps the rules"
     gateway.call("POST", f"/jobs/{job_id}/stop/", json={"service": None})
     assert gateway.job(job_id)["status"] == "STOPPED"
+
+
+def test_a_job_that_cannot_be_dispatched_holds_no_other_job(gateway: Gateway, paused: Services) -> None:
+    gateway.upload()
+    broken, busy, fine = (gateway.run().json()["id"] for _ in range(3))
+    spec = JobSpec.load(gateway.storage, broken)
+    gateway.storage.put_bytes(spec.arguments_key, b"{not json")  # rewritten in the user's own area
+    gateway.prefect.refusing[busy] = (503, "Prefect is busy")
+    paused.settings.dispatch_window = 8
+    for _ in range(MAX_ATTEMPTS):
+        dispatch_jobs(paused)
+    assert gateway.prefect.run_of(fine) is not None, "dispatched past the two that fail"
+    assert gateway.job(broken)["status"] == "FAILED"
+    errors = gateway.call("GET", f"/jobs/{broken}/events/", params={"type": "ERROR"}).json()
+    assert "arguments file is not JSON" in errors[0]["data"]["message"]
+    assert gateway.job(busy)["status"] == "FAILED", f"failed after {MAX_ATTEMPTS} passes, not retried forever"
+    assert gateway.prefect.run_of(busy) is None
+
+
+def test_a_run_left_unrecorded_for_a_job_stopped_meanwhile_is_stopped(gateway: Gateway, paused: Services) -> None:
+    """A dispatcher died after making the run; its event was missed; the user stopped the job."""
+    gateway.upload()
+    job_id = gateway.run().json()["id"]
+    gateway.prefect.follower = lambda change: None
+    made = run_made_by_a_dying_dispatcher(gateway, job_id)
+    gateway.call("POST", f"/jobs/{job_id}/stop/", json={"service": None})
+    assert gateway.job(job_id)["status"] == "STOPPED"
+    assert gateway.prefect.runs[made].state.type == StateType.SCHEDULED, "nobody knew of the run yet"
+    assert adopt_runs(services_of(gateway)) == [], "adoption finds it is the job's run"
+    assert gateway.prefect.runs[made].state.type == StateType.CANCELLED, "and stops it"
+    assert row(gateway, job_id).run_id == made and gateway.job(job_id)["status"] == "STOPPED"
+
+
+def test_a_finished_job_stays_finished_when_its_run_is_scheduled_again(gateway: Gateway) -> None:
+    gateway.upload()
+    job_id = gateway.run().json()["id"]
+    gateway.advance(job_id, StateType.RUNNING, StateType.COMPLETED, StateType.SCHEDULED)  # a Retry in the UI
+    assert gateway.job(job_id)["status"] == "SUCCEEDED"
+    gateway.advance(job_id, StateType.COMPLETED)
+    assert gateway.job(job_id)["status"] == "SUCCEEDED"

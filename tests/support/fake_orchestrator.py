@@ -67,7 +67,8 @@ class FakeOrchestrator:
         self.runs: dict[str, Run] = {}
         self.executor_settles_stops = True  # a Cancelling run becomes Cancelled, as the executor makes it
         self.follower: Callable[[RunState], None] = lambda change: None
-        self.refuse_runs: str | None = None  # set: Prefect refuses to create runs, with this text
+        # Prefect refusing to create runs: (status, text) by job id, or for every job under None.
+        self.refusing: dict[str | None, tuple[int, str]] = {}
 
     # the protocol
 
@@ -96,10 +97,11 @@ class FakeOrchestrator:
         provider: str | None,
         retries: Retries,
     ) -> str:
-        if self.refuse_runs is not None:
+        refused = self.refusing.get(job_id) or self.refusing.get(None)
+        if refused is not None:
             request = httpx.Request("POST", "http://prefect.test/api/deployments/create_flow_run")
-            response = httpx.Response(409, text=self.refuse_runs, request=request)
-            raise httpx.HTTPStatusError(self.refuse_runs, request=request, response=response)
+            response = httpx.Response(refused[0], text=refused[1], request=request)
+            raise httpx.HTTPStatusError(refused[1], request=request, response=response)
         made = self.run_of(job_id)
         if made is not None:  # the idempotency key
             return made.id

@@ -134,3 +134,18 @@ def test_paths_with_and_without_a_trailing_slash_are_one(services: Any) -> None:
 def test_a_caller_checked_by_the_gate_is_known_to_the_route(services: Any) -> None:
     call(services, "/api/v1/programs/run", {"authorization": f"Bearer {TOKEN}", "content-length": "2"}, [b"{}"])
     assert services.reads.principals.get(directory.hash_token(TOKEN)).name == "alice"
+
+
+def test_a_chunked_body_with_a_content_length_too_is_authenticated_and_counted(services: Any) -> None:
+    """The server reads it as chunked: a Content-Length of 0 must not let it pass unchecked."""
+    smuggled = {"content-length": "0", "transfer-encoding": "chunked"}
+    status, answer, app, reads = call(services, "/api/v1/programs/run", smuggled, [b"x" * 1024])
+    assert (status, answer, reads, app.paths) == (
+        401,
+        {"message": "Authentication credentials were not provided."},
+        0,
+        [],
+    )
+    auth = {**smuggled, "content-length": "1", "authorization": f"Bearer {TOKEN}"}
+    status, answer, _, _ = call(services, "/api/v1/jobs/0000/stop", auth, [b"x" * 256 * 1024] * 5)
+    assert (status, answer) == (413, {"message": f"Request body is larger than {SMALL_BODY} bytes."})
