@@ -13,13 +13,15 @@ read, before it costs memory or disk.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import lzma
 import posixpath
 import re
 import tarfile
 import zlib
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 MAX_EXTRACTED_BYTES = 1024 * 1024 * 1024
 MAX_ENTRIES = 10_000
@@ -47,7 +49,7 @@ def check_members(archive: tarfile.TarFile, destination: Path, size: int) -> lis
     the reading, not only the result."""
     checked: list[tarfile.TarInfo] = []
     total = 0
-    limit = min(MAX_EXTRACTED_BYTES, max(size * MAX_EXPANSION, ALWAYS_EXPANDS_TO))
+    limit = _expansion_limit(size)
     for count, member in enumerate(archive, start=1):
         if count > MAX_ENTRIES:
             raise ArtifactError(f"Artifact has more than {MAX_ENTRIES} entries.")
@@ -72,12 +74,61 @@ def check_members(archive: tarfile.TarFile, destination: Path, size: int) -> lis
     return checked
 
 
+class _Bounded:
+    """The decompressed tar stream, refused past `cap` bytes before any read that would pass it:
+    tarfile reads a pax or GNU long-name header whole, so a tiny archive could otherwise make it
+    allocate gigabytes before a member is even checked."""
+
+    def __init__(self, raw: IO[bytes], cap: int) -> None:
+        self.raw = raw
+        self.cap = cap
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0 or self.raw.tell() + size > self.cap:
+            size = self.cap - self.raw.tell() + 1
+            data = self.raw.read(size)
+            if len(data) == size:
+                raise ArtifactError(f"Artifact expands past {self.cap} bytes.")
+            return data
+        return self.raw.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position = self.raw.seek(offset, whence)
+        if position > self.cap:
+            raise ArtifactError(f"Artifact expands past {self.cap} bytes.")
+        return position
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+
+def _opened(source: IO[bytes], size: int) -> tarfile.TarFile:
+    """The tar inside `source` (plain, gzip, bzip2 or xz), read through a decompressed-size cap."""
+    head = source.read(6)
+    source.seek(0)
+    raw: IO[bytes] = source
+    if head.startswith(b"\x1f\x8b"):
+        raw = cast(IO[bytes], gzip.GzipFile(fileobj=source, mode="rb"))
+    elif head.startswith(b"BZh"):
+        raw = cast(IO[bytes], bz2.BZ2File(source))
+    elif head.startswith(b"\xfd7zXZ\x00"):
+        raw = cast(IO[bytes], lzma.LZMAFile(source))
+    # Every byte of the stream is a header or a member's content: members are capped, and so are
+    # their headers (a block each, plus names and pax records within the name cap).
+    cap = _expansion_limit(size) + MAX_ENTRIES * (3 * tarfile.BLOCKSIZE + 2 * MAX_NAME_BYTES) + tarfile.RECORDSIZE
+    return tarfile.open(fileobj=cast(IO[bytes], _Bounded(raw, cap)), mode="r:")
+
+
+def _expansion_limit(size: int) -> int:
+    return min(MAX_EXTRACTED_BYTES, max(size * MAX_EXPANSION, ALWAYS_EXPANDS_TO))
+
+
 def validate_artifact(source: IO[bytes], entrypoint: str) -> None:
     """Refuse a tar that is unreadable, unsafe, or lacks the entrypoint file."""
     size = source.seek(0, 2)
     source.seek(0)
     try:
-        with tarfile.open(fileobj=source, mode="r:*") as archive:
+        with _opened(source, size) as archive:
             members = check_members(archive, Path("/artifact"), size)
             for member in members:  # read every byte once: a truncated archive fails here, not at run time
                 content = archive.extractfile(member) if member.isfile() else None
@@ -92,6 +143,6 @@ def validate_artifact(source: IO[bytes], entrypoint: str) -> None:
 
 def extract_artifact(tar_path: Path, destination: Path) -> None:
     destination.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(tar_path, mode="r:*") as archive:
+    with tar_path.open("rb") as source, _opened(source, tar_path.stat().st_size) as archive:
         check_members(archive, destination, tar_path.stat().st_size)
         archive.extractall(destination, filter="data")

@@ -119,3 +119,14 @@ def test_a_member_name_past_the_limit_is_refused() -> None:
     long_name = "d/" * (MAX_NAME_BYTES // 2) + "x.py"
     with pytest.raises(ArtifactError, match="name longer than"):
         validate_artifact(io.BytesIO(compressed({"main.py": b"1", long_name: b"1"}, "w")), "main.py")
+
+
+def test_a_huge_pax_header_is_refused_before_it_is_read_whole() -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+        info = tarfile.TarInfo("main.py")
+        info.pax_headers = {"comment": "x" * (64 * 1024 * 1024)}  # tarfile would read it whole
+        archive.addfile(info, io.BytesIO(b""))
+    assert len(buffer.getvalue()) < 1_000_000, "small on the wire"
+    with pytest.raises(ArtifactError, match="expands past"):
+        validate_artifact(io.BytesIO(buffer.getvalue()), "main.py")
