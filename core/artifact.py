@@ -84,19 +84,20 @@ class _Bounded:
         self.cap = cap
 
     def read(self, size: int = -1) -> bytes:
-        if size < 0 or self.raw.tell() + size > self.cap:
-            size = self.cap - self.raw.tell() + 1
-            data = self.raw.read(size)
-            if len(data) == size:
-                raise ArtifactError(f"Artifact expands past {self.cap} bytes.")
-            return data
-        return self.raw.read(size)
+        room = self.cap - self.raw.tell()
+        data = self.raw.read(room + 1 if size < 0 or size > room else size)
+        if len(data) > room:
+            raise self._past_cap()
+        return data
 
     def seek(self, offset: int, whence: int = 0) -> int:
         position = self.raw.seek(offset, whence)
         if position > self.cap:
-            raise ArtifactError(f"Artifact expands past {self.cap} bytes.")
+            raise self._past_cap()
         return position
+
+    def _past_cap(self) -> ArtifactError:
+        return ArtifactError(f"Artifact expands past {self.cap} bytes.")
 
     def tell(self) -> int:
         return self.raw.tell()
@@ -143,6 +144,7 @@ def validate_artifact(source: IO[bytes], entrypoint: str) -> None:
 
 def extract_artifact(tar_path: Path, destination: Path) -> None:
     destination.mkdir(parents=True, exist_ok=True)
-    with tar_path.open("rb") as source, _opened(source, tar_path.stat().st_size) as archive:
-        check_members(archive, destination, tar_path.stat().st_size)
+    size = tar_path.stat().st_size
+    with tar_path.open("rb") as source, _opened(source, size) as archive:
+        check_members(archive, destination, size)
         archive.extractall(destination, filter="data")

@@ -66,13 +66,17 @@ def add_user(session: Session, name: str, token: str, rotate: bool = True) -> No
     session.flush()
 
 
+# A token digest that no token has: what a revoked token leaves behind.
+REVOKED = "revoked:"
+
+
 def revoke_job_tokens(session: Session, user: str) -> int:
     """End the callback tokens of the user's active jobs (their programs' calls get 401 from then on):
     a rotated or revoked user token takes the tokens acting as that user with it."""
     ended = session.execute(
         update(db.Job)
         .where(db.Job.author == user, db.Job.status.in_(ACTIVE))
-        .values(token_hash=literal("revoked:") + db.Job.id)
+        .values(token_hash=literal(REVOKED) + db.Job.id)
     )
     session.flush()
     return int(ended.rowcount)  # type: ignore[attr-defined]
@@ -81,7 +85,7 @@ def revoke_job_tokens(session: Session, user: str) -> int:
 def revoke_user(session: Session, name: str) -> None:
     """No token reaches the user any more (nor their jobs'); their things stay. `users add` gives a new one."""
     user = _user(session, name)
-    user.token_hash = "revoked:" + new_token()  # not a digest of anything: no token matches it
+    user.token_hash = REVOKED + new_token()
     revoke_job_tokens(session, name)
     session.flush()
 
@@ -109,9 +113,10 @@ def _user(session: Session, name: str) -> db.User:
 
 
 def remove_member(session: Session, group: str, user: str) -> None:
-    if session.get(db.Membership, (group, user)) is None:
+    membership = session.get(db.Membership, (group, user))
+    if membership is None:
         raise DirectoryError(f"{user!r} is not in group {group!r}")
-    session.execute(delete(db.Membership).where(db.Membership.group == group, db.Membership.user == user))
+    session.delete(membership)
     session.flush()
 
 
@@ -126,19 +131,19 @@ def remove_group(session: Session, name: str) -> None:
 
 
 def remove_admin(session: Session, provider: str, group: str) -> None:
-    if session.get(db.ProviderAdmin, (provider, group)) is None:
+    admin = session.get(db.ProviderAdmin, (provider, group))
+    if admin is None:
         raise DirectoryError(f"{group!r} does not administer provider {provider!r}")
-    session.execute(
-        delete(db.ProviderAdmin).where(db.ProviderAdmin.provider == provider, db.ProviderAdmin.group == group)
-    )
+    session.delete(admin)
     session.flush()
 
 
 def revoke_grant(session: Session, provider: str, title: str, group: str) -> None:
     program = provider_program(session, provider, title)
-    if session.get(db.Grant, (program.id, group)) is None:
+    row = session.get(db.Grant, (program.id, group))
+    if row is None:
         raise DirectoryError(f"{group!r} has no grant on {provider}/{title}")
-    session.execute(delete(db.Grant).where(db.Grant.program_id == program.id, db.Grant.group == group))
+    session.delete(row)
     session.flush()
 
 
@@ -149,7 +154,7 @@ def who_has_what(session: Session) -> str:
     for membership in session.scalars(select(db.Membership)):
         groups.setdefault(membership.user, []).append(membership.group)
     for user in session.scalars(select(db.User).order_by(db.User.name)):
-        state = " (revoked)" if user.token_hash.startswith("revoked:") else ""
+        state = " (revoked)" if user.token_hash.startswith(REVOKED) else ""
         lines.append(f"  {user.name}{state}: {', '.join(sorted(groups.get(user.name, []))) or '-'}")
     lines.append("providers:")
     admins: dict[str, list[str]] = {}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +26,7 @@ from gateway.errors import ApiError
 from gateway.jobs.status_feed import link_run
 from gateway.jobs.submit import RunExtras, open_job, retries_of
 from gateway.orchestrator import ProgramRun
+from gateway.periodic import Periodic
 
 log = logging.getLogger("qiskit_serverless.adoption")
 
@@ -78,25 +78,12 @@ def _adopt(services: Services, session: Session, run: ProgramRun) -> bool:
     return True
 
 
-class Adopter:
+class Adopter(Periodic):
     """Adopts runs every ADOPT_EVERY_SECONDS in a thread of the gateway (each gateway does; the job's
     primary key makes a run a job once)."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="adopter", daemon=True)
+    name = "adopter"
+    every = ADOPT_EVERY_SECONDS
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self.stopping.wait(ADOPT_EVERY_SECONDS):
-            try:
-                adopt_runs(self.services)
-            except Exception:
-                log.exception("adopting runs started in Prefect failed")
+    def work(self) -> None:
+        adopt_runs(self.services)

@@ -3,17 +3,15 @@
 `POST /programs/run` only records a job (gateway/jobs/submit.py). Each gateway runs a dispatcher
 thread that turns recorded jobs into flow runs while fewer than `dispatch_window` runs of the pool
 are due or under way: beyond that, jobs wait QUEUED in the store, each user's in order, users
-taking turns. A flow run
-is created with the job's id as its idempotency key, so two gateways dispatching the same job, or a
-dispatcher that died between creating a run and recording it, never make a second run: the job's
-next dispatch (any gateway, any restart) gets the first run back.
+taking turns. A flow run is created with the job's id as its idempotency key, so two gateways
+dispatching the same job, or a dispatcher that died between creating a run and recording it, never
+make a second run: the job's next dispatch (any gateway, any restart) gets the first run back.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 
 import httpx
 from sqlalchemy import Select, func, select, update
@@ -25,15 +23,16 @@ from gateway import db
 from gateway.context import Services
 from gateway.jobs.status_feed import link_run
 from gateway.orchestrator import Retries
+from gateway.periodic import Periodic
 
 log = logging.getLogger("qiskit_serverless.dispatch")
 
 DISPATCH_EVERY_SECONDS = 1.0  # the pace when nothing wakes it (runs ending free the window)
 BATCH = 16
 MAX_ATTEMPTS = 5
-# Failed dispatches in a row, by job (this process's count: another gateway counts its own).
+# Failed dispatches in a row, by job: this process's count (another gateway counts its own), kept
+# by its one dispatcher thread.
 _attempts: dict[str, int] = {}
-_attempts_lock = threading.Lock()
 
 
 def dispatch_jobs(services: Services) -> int:
@@ -68,8 +67,7 @@ def dispatch_jobs(services: Services) -> int:
 
 
 def _retry_or_fail(services: Services, session: Session, job: db.Job) -> None:
-    with _attempts_lock:
-        _attempts[job.id] = tries = _attempts.get(job.id, 0) + 1
+    _attempts[job.id] = tries = _attempts.get(job.id, 0) + 1
     log.exception("dispatching job %s failed (attempt %d of %d)", job.id, tries, MAX_ATTEMPTS)
     if tries >= MAX_ATTEMPTS:
         _attempts.pop(job.id, None)
@@ -140,29 +138,12 @@ def _fail(services: Services, session: Session, job: db.Job, message: str) -> No
     services.reads.forget_job(job.id)
 
 
-class Dispatcher:
+class Dispatcher(Periodic):
     """The gateway's dispatcher thread: woken by each recorded job and each run's end, and every
     DISPATCH_EVERY_SECONDS at the latest."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.wake = threading.Event()
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
+    name = "dispatcher"
+    every = DISPATCH_EVERY_SECONDS
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.wake.set()
-        self.thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self.stopping.is_set():
-            self.wake.wait(DISPATCH_EVERY_SECONDS)
-            self.wake.clear()
-            try:
-                dispatch_jobs(self.services)
-            except Exception:
-                log.exception("dispatching recorded jobs failed")
+    def work(self) -> None:
+        dispatch_jobs(self.services)

@@ -21,6 +21,7 @@ from core import status
 from gateway import db
 from gateway.context import Services
 from gateway.orchestrator import STATES_PER_CALL, RunState
+from gateway.periodic import Periodic
 
 log = logging.getLogger("qiskit_serverless.status")
 
@@ -31,28 +32,37 @@ def link_run(services: Services, session: Session, job_id: str, run_id: str) -> 
     """Record that this run carries out the job, once, whoever sees it first (the dispatcher that
     made it, the run's first event, or adoption after a dispatcher died before recording it). A
     job stopped while its run was being made gets its run stopped here."""
+    linked = _link(session, job_id, run_id)
+    session.commit()
+    if linked:
+        _stop_if_stopped(services, session, job_id, run_id)
+
+
+def _link(session: Session, job_id: str, run_id: str) -> bool:
+    """The link, in the caller's transaction; True when this call made it."""
     linked = session.execute(
         update(db.Job)
         .where(db.Job.id == job_id, db.Job.dispatched.is_(False))
         .values(flow_run_id=run_id, dispatched=True)
     )
-    session.commit()
-    if linked.rowcount and session.scalar(select(db.Job.status).where(db.Job.id == job_id)) == status.STOPPED:  # type: ignore[attr-defined]
+    return bool(linked.rowcount)  # type: ignore[attr-defined]
+
+
+def _stop_if_stopped(services: Services, session: Session, job_id: str, run_id: str) -> None:
+    if session.scalar(select(db.Job.status).where(db.Job.id == job_id)) == status.STOPPED:
         services.orchestrator.stop(run_id)
 
 
 def record(services: Services, session: Session, change: RunState) -> None:
-    """Take a run's new state into its job's row (matched by the run's job tag, else its id).
+    """Take a run's new state into its job's row (matched by the run's job tag, else its id), and
+    link the run to its job if nobody had (`link_run`), in one transaction.
 
     Only a newer state counts, and a finished job stays finished unless the run finishes again
     (a refused re-run from the Prefect UI passes through Scheduled; a job stopped before its run
     existed stays STOPPED while that run is stopped).
     """
-    if change.job_id is not None:
-        link_run(services, session, change.job_id, change.flow_run_id)
-        target = db.Job.id == change.job_id
-    else:
-        target = db.Job.flow_run_id == change.flow_run_id
+    linked = change.job_id is not None and _link(session, change.job_id, change.flow_run_id)
+    target = db.Job.id == change.job_id if change.job_id is not None else db.Job.flow_run_id == change.flow_run_id
     moment = change.timestamp.astimezone(UTC)
     new = status.job_status(change.type)
     rules = [target, or_(db.Job.status_at.is_(None), db.Job.status_at <= moment)]
@@ -65,6 +75,8 @@ def record(services: Services, session: Session, change: RunState) -> None:
         .execution_options(synchronize_session=False)  # callers refresh what they hold
     )
     session.commit()
+    if linked and change.job_id is not None:
+        _stop_if_stopped(services, session, change.job_id, change.flow_run_id)
     services.reads.forget_job(change.job_id, change.flow_run_id)
 
 
@@ -100,24 +112,20 @@ def reconcile(services: Services) -> int:
             after = jobs[-1][0]
 
 
-class StatusFeed:
-    """Two threads of the gateway: one follows Prefect's events, one reconciles."""
+class StatusFeed(Periodic):
+    """The reconciliation, a pass every RECONCILE_SECONDS, and a second thread that follows
+    Prefect's events."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.stopping = threading.Event()
-        self.threads = [
-            threading.Thread(target=self._follow, name="status-events", daemon=True),
-            threading.Thread(target=self._reconcile, name="status-reconcile", daemon=True),
-        ]
+    name = "status-reconcile"
+    every = RECONCILE_SECONDS
 
     def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
+        super().start()
+        # It may sit in a read when the gateway stops: a daemon nobody waits for.
+        threading.Thread(target=self._follow, name="status-events", daemon=True).start()
 
-    def stop(self) -> None:
-        self.stopping.set()
-        self.threads[1].join(timeout=10)  # the event thread may sit in a read: it is a daemon
+    def work(self) -> None:
+        reconcile(self.services)
 
     def take(self, change: RunState) -> None:
         """Record one new state (what the event thread does with each)."""
@@ -131,11 +139,3 @@ class StatusFeed:
 
     def _follow(self) -> None:
         self.services.orchestrator.follow_states(self.take, self.stopping)
-
-    def _reconcile(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                reconcile(self.services)
-            except Exception:
-                log.exception("reconciling job statuses with Prefect failed")
-            self.stopping.wait(RECONCILE_SECONDS)
