@@ -34,6 +34,11 @@ def program_artifact(program_id: str, revision: str) -> str:
     return f"{PROGRAMS}/{program_id}/{revision}.tar"
 
 
+def job_folder(job_id: str) -> str:
+    """Everything of a job that is not in a data area: snapshot, spec, logs."""
+    return f"{JOBS}/{job_id}"
+
+
 def job_artifact(job_id: str) -> str:
     return f"{JOBS}/{job_id}/artifact.tar"
 
@@ -44,6 +49,27 @@ def job_spec(job_id: str) -> str:
 
 def job_logs(job_id: str) -> str:
     return f"{JOBS}/{job_id}/logs.txt"
+
+
+def log_parts(log_key: str) -> str:
+    """The folder of a log written in parts (object storage), beside its single-file key."""
+    return log_key.removesuffix(".txt")
+
+
+def log_part(log_key: str, number: int) -> str:
+    """Part `number` (from 1) of a log; zero-padded so that names sort in writing order."""
+    return f"{log_parts(log_key)}/{number:08d}.txt"
+
+
+def log_part_number(name: str) -> int | None:
+    """The number of a log part from its key or file name; None for anything else."""
+    stem, _, suffix = name.rsplit("/", 1)[-1].partition(".")
+    return int(stem) if suffix == "txt" and stem.isascii() and stem.isdigit() else None
+
+
+def job_copy_back(job_id: str) -> str:
+    """A heartbeat kept while a job's task saves its data area: a stop's force-kill waits for it."""
+    return f"{JOBS}/{job_id}/copy-back"
 
 
 def arguments_file(area: str, job_id: str) -> str:

@@ -84,11 +84,17 @@ class Settings(BaseSettings):
     )
     max_result_bytes: int = Field(
         default=60 * 1024 * 1024,
-        description="Largest result saved through the legacy POST /jobs/{id}/result (413 past it).",
+        description="Largest result a job may save; past it the result is refused and the job fails.",
     )
     logs_size_limit: int = Field(default=50 * 1024 * 1024, description="Bytes of job log kept (the tail).")
     prefect_log_lines: int = Field(default=10_000, description="Program output lines copied to the Prefect UI per job.")
     stop_wait_seconds: float = Field(default=5.0, description="How long /stop/ waits for the job to be STOPPED.")
+    stop_grace_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a stopped job's Ray task has to end its program before it is killed; "
+        "a task still saving the job's data area is waited for.",
+    )
     dispatch_window: int = Field(
         default=32,
         ge=0,
@@ -122,6 +128,18 @@ class Settings(BaseSettings):
     job_cpu_seconds: int = Field(default=0, description="CPU seconds per process of a job; 0 is unlimited.")
     job_max_seconds: int = Field(
         default=86_400, ge=0, description="Longest a job may run; past it the job is stopped. 0 is unlimited."
+    )
+    retention_days: float = Field(
+        default=30,
+        ge=0,
+        description="Days a finished job's data (snapshot, arguments, result, logs) is kept; 0 keeps it forever.",
+    )
+    env_retention_days: float = Field(
+        default=7, ge=0, description="Days an unused dependency set stays cached on a node; 0 keeps them forever."
+    )
+    maintenance_cron: str = Field(
+        default="30 3 * * *",
+        description="When the maintenance deployment runs (cron, UTC); empty: only when run by hand.",
     )
     job_tmp_mb: int = Field(default=4096, description="Size of a job's private /tmp and /dev/shm (memory-backed, MiB).")
     allowed_dependencies_file: Path = Field(

@@ -150,6 +150,13 @@ class Storage:
             handle.seek(start)
             return handle.read(), start > 0
 
+    def size(self, key: str) -> int:
+        """Bytes under a key: a file's size, or a folder's total; 0 when missing."""
+        try:
+            return int(self.fs.du(self.path(key), total=True))
+        except FileNotFoundError:
+            return 0
+
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self.path(key)))
 

@@ -118,6 +118,7 @@ class Stack:
             )  # fmt: skip
             self._wait("ray", lambda: _tcp_ok(settings.ray_cluster), 90)
         self._spawn("executor", [sys.executable, "-m", "deployments.executor"])
+        self._spawn("maintenance", [sys.executable, "-m", "gateway.maintenance"])
         self._spawn(
             "gateway",
             [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",

@@ -8,28 +8,38 @@ Cancelling state: this registry lets the executor stop the run's Ray task
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 
-GRACE_SECONDS = 10.0  # for a stopped job to push its data area back to object storage
+
+@dataclass(frozen=True)
+class Task:
+    """A run's Ray task, and how to tell that it is still saving its job's data area."""
+
+    ref: Any
+    copy_back: Callable[[], bytes | None]  # the task's copy-back heartbeat, None when not saving
+    grace_seconds: float  # how long a stopped task has to end before it is killed
+
 
 _lock = threading.Lock()
-_refs: dict[str, Any] = {}
+_tasks: dict[str, Task] = {}
 _requested: set[str] = set()
 
 
-def register(flow_run_id: str, ref: Any) -> None:
+def register(flow_run_id: str, task: Task) -> None:
     with _lock:
-        _refs[flow_run_id] = ref
+        _tasks[flow_run_id] = task
         cancel_now = flow_run_id in _requested
     if cancel_now:
-        _stop(flow_run_id, ref)
+        _stop(flow_run_id, task)
 
 
 def unregister(flow_run_id: str) -> None:
     with _lock:
-        _refs.pop(flow_run_id, None)
+        _tasks.pop(flow_run_id, None)
         _requested.discard(flow_run_id)
 
 
@@ -37,23 +47,31 @@ def request(flow_run_id: str) -> None:
     """Ask a run to stop; stops its Ray task now if it has one."""
     with _lock:
         _requested.add(flow_run_id)
-        ref = _refs.get(flow_run_id)
-    if ref is not None:
-        _stop(flow_run_id, ref)
+        task = _tasks.get(flow_run_id)
+    if task is not None:
+        _stop(flow_run_id, task)
 
 
-def _stop(flow_run_id: str, ref: Any) -> None:
+def _stop(flow_run_id: str, task: Task) -> None:
     """Interrupt the task (it kills the program and saves what the program wrote), then kill the
-    task outright if it has not ended within GRACE_SECONDS."""
-    ray.cancel(ref, force=False)
+    task outright if it has not ended within its grace, unless it is still saving the data area:
+    its heartbeat changed since the last look."""
+    ray.cancel(task.ref, force=False)
+    _force_later(flow_run_id, task, None)
 
+
+def _force_later(flow_run_id: str, task: Task, last_beat: bytes | None) -> None:
     def force() -> None:
         with _lock:
-            still_running = _refs.get(flow_run_id) is ref
-        if still_running:
-            ray.cancel(ref, force=True)
+            if _tasks.get(flow_run_id) is not task:
+                return  # it ended
+        beat = task.copy_back()
+        if beat is not None and beat != last_beat:
+            _force_later(flow_run_id, task, beat)
+        else:
+            ray.cancel(task.ref, force=True)
 
-    timer = threading.Timer(GRACE_SECONDS, force)
+    timer = threading.Timer(task.grace_seconds, force)
     timer.daemon = True
     timer.start()
 

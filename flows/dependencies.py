@@ -64,18 +64,49 @@ def ensure_environment(
     key = environment_key(wanted)
     target = root / key
     listed = ", ".join(wanted)
-    if not target.is_dir():
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / f"{key}.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{key}.lock", "a") as lock:
+        # Shared while used, exclusive while built or collected; released when the file closes, or
+        # when the process dies.
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        if not target.is_dir():
+            fcntl.flock(lock, fcntl.LOCK_EX)
             if not target.is_dir():
                 say(f"Installing dependencies: {listed}")
                 started = time.monotonic()
                 _install(wanted, root, key, python)
                 say(f"Installed dependencies in {time.monotonic() - started:.1f} s")
                 return target
+        os.utime(target)  # its last use, which the collector reads
     say(f"Using installed dependencies: {listed}")
     return target
+
+
+def collect_environments(root: Path, unused_since: float) -> tuple[int, int]:
+    """Remove the dependency sets last used before `unused_since` (a timestamp): (sets, bytes)."""
+    removed = freed = 0
+    if not root.is_dir():
+        return removed, freed
+    for target in root.iterdir():
+        if not target.is_dir() or target.name.startswith("."):
+            continue
+        with open(root / f"{target.name}.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a job is taking it right now
+            if target.stat().st_mtime >= unused_since:
+                continue
+            size = tree_bytes(target)
+            doomed = root / f".{target.name}.removed"  # gone at once for jobs; `_install` clears leftovers
+            os.rename(target, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+            removed, freed = removed + 1, freed + size
+    return removed, freed
+
+
+def tree_bytes(folder: Path) -> int:
+    return sum(file.stat().st_size for file in folder.rglob("*") if file.is_file() and not file.is_symlink())
 
 
 def _install(wanted: list[str], root: Path, key: str, python: Path) -> None:

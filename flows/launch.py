@@ -53,6 +53,8 @@ class Program(Protocol):
 
     def wait(self) -> int: ...
 
+    def poll(self) -> int | None: ...
+
 
 def base_environment(python: Path) -> dict[str, str]:
     """What a program inherits from the host: never the platform's own settings or secrets."""
@@ -71,6 +73,16 @@ class Launched:
 
     def wait(self) -> int:
         return self.launcher.exit_code(self.pid)
+
+    def poll(self) -> int | None:
+        """The exit code once the program has ended, else None, without blocking on the launcher."""
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return self.wait()  # reaped by the launcher, which sends its exit code next
+        except PermissionError:
+            pass  # alive, as the job's own user
+        return None
 
 
 class Launcher:

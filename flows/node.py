@@ -31,6 +31,8 @@ class NodeRuntime(BaseModel):
     ray_cluster: str
     job_num_cpus: float
     max_run_seconds: int  # 0: no limit
+    max_result_bytes: int
+    stop_grace_seconds: float
     logs_size_limit: int
     prefect_log_lines: int
     storage_block: str  # the Prefect block that says where storage is
@@ -56,6 +58,8 @@ class NodeRuntime(BaseModel):
             ray_cluster=settings.ray_cluster,
             job_num_cpus=settings.job_num_cpus,
             max_run_seconds=settings.job_max_seconds,
+            max_result_bytes=settings.max_result_bytes,
+            stop_grace_seconds=settings.stop_grace_seconds,
             logs_size_limit=settings.logs_size_limit,
             prefect_log_lines=settings.prefect_log_lines,
             storage_block=block_name(settings),

@@ -8,7 +8,6 @@ its stdout and stderr are one ordered stream.
 from __future__ import annotations
 
 import io
-import logging
 import os
 import select
 import shutil
@@ -16,18 +15,30 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
+from typing import cast
 
+from core import layout
 from core.allow_list import read_allow_list
 from core.artifact import extract_artifact
-from core.job_log import PRIVATE, run_time_exceeded, truncation_notice
+from core.job_log import run_time_exceeded
 from core.job_spec import JobSpec
 from core.retries import ATTEMPT_VARIABLE, separator
 from core.storage import Storage
 from flows.dependencies import DependencyInstallError, ensure_environment, install_specs
-from flows.launch import DATA, FUNCTION_DATA, LAUNCHER_OF_THIS_WORKER, Confinement, base_environment, start_program
+from flows.launch import (
+    DATA,
+    FUNCTION_DATA,
+    LAUNCHER_OF_THIS_WORKER,
+    Confinement,
+    Program,
+    base_environment,
+    start_program,
+)
+from flows.log_sink import LogSink, PrefectLogMirror
 from flows.node import NodeRuntime
 
 CHUNK_BYTES = 64 * 1024
@@ -36,9 +47,8 @@ LIMIT_SIGNALS: dict[int, str] = {
     signal.SIGXCPU: "CPU time (QS_JOB_CPU_SECONDS)",
     signal.SIGXFSZ: "file size (QS_JOB_MAX_FILE_MB)",
 }
-REMOTE_FLUSH_SECONDS = 0.5
-MIRROR_LINE_BYTES = 64 * 1024  # the longest line copied to the Prefect logs
 WAKE_SECONDS = 0.2
+HEARTBEAT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -59,44 +69,6 @@ def warm_up(runtime: NodeRuntime) -> None:
 
     if runtime.warm_interpreters:
         LAUNCHER_OF_THIS_WORKER.start(runtime.runtime_python, runtime.launcher_modules)
-
-
-class PrefectLogMirror:
-    """Copies the first `max_lines` lines of program output to the flow run's Prefect logs (for the UI).
-
-    The job log in storage stays the source of truth for the API; this is a view.
-    """
-
-    def __init__(self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger], max_lines: int) -> None:
-        self.logger = logger
-        self.max_lines = max_lines
-        self.sent = 0
-        self.pending = b""
-
-    def feed(self, data: bytes) -> None:
-        if self.sent > self.max_lines:
-            return  # past the notice nothing more is copied: nothing more is kept either
-        self.pending += data
-        *lines, self.pending = self.pending.split(b"\n")
-        if len(self.pending) > MIRROR_LINE_BYTES:  # output without newlines: cut into lines of the cap
-            lines.append(self.pending[:MIRROR_LINE_BYTES])
-            self.pending = b""
-        for line in lines:
-            self._emit(line)
-
-    def close(self) -> None:
-        if self.pending:
-            self._emit(self.pending)
-            self.pending = b""
-
-    def _emit(self, line: bytes) -> None:
-        if line[: len(PRIVATE)].lower() == PRIVATE.encode():
-            return  # a provider's private line: only its admins read it, through the gateway
-        if self.sent < self.max_lines:
-            self.logger.info(line.decode("utf-8", errors="replace"))
-        elif self.sent == self.max_lines:
-            self.logger.warning("Further program output is only in the job's log (GET /api/v1/jobs/{id}/logs/).")
-        self.sent += 1
 
 
 class DataArea:
@@ -176,86 +148,6 @@ class DataArea:
                 self.storage.delete(f"{self.area}/{relative}")
 
 
-class LogSink:
-    """Appends program output to the job's log key, live.
-
-    On local storage the log key is a file appended to directly (readers see each
-    chunk at once). On object storage the output goes to a scratch file which a
-    background thread uploads whole every REMOTE_FLUSH_SECONDS while it changes,
-    and once more at close. While the job runs, a log past twice its cap is cut
-    back to its newest `size_limit` bytes (a notice line first), so it never holds
-    more than that, on disk or in an upload.
-    """
-
-    def __init__(
-        self, storage: Storage, key: str, scratch_file: Path, size_limit: int, mirror: PrefectLogMirror | None = None
-    ) -> None:
-        self.storage = storage
-        self.mirror = mirror
-        self.key = key
-        self.size_limit = size_limit
-        local = storage.local_path(key)
-        self.path = local if local is not None else scratch_file
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if local is None and storage.exists(key):  # an earlier attempt's output: appended to, not replaced
-            storage.download(key, self.path)
-        self.handle: IO[bytes] = open(self.path, "ab")
-        self.size = self.handle.tell()
-        self.dirty = threading.Event()
-        self.closed = threading.Event()
-        self.uploader: threading.Thread | None = None
-        if not storage.is_local:
-            self.uploader = threading.Thread(target=self._upload_while_open, name="log-upload", daemon=True)
-            self.uploader.start()
-
-    def write(self, data: bytes) -> None:
-        self.handle.write(data)
-        self.handle.flush()
-        self.size += len(data)
-        if self.size > 2 * self.size_limit:
-            self.handle.close()
-            self._cap()
-            self.handle = open(self.path, "ab")
-            self.size = self.handle.tell()
-        self.dirty.set()
-        if self.mirror is not None:
-            self.mirror.feed(data)
-
-    def _upload_while_open(self) -> None:
-        while not self.closed.wait(REMOTE_FLUSH_SECONDS):
-            if self.dirty.is_set():
-                self.dirty.clear()
-                self.storage.upload(self.path, self.key)
-
-    def close(self) -> None:
-        self.handle.close()
-        self.closed.set()
-        if self.uploader is not None:
-            self.uploader.join()
-        if self.mirror is not None:
-            self.mirror.close()
-        self._cap()
-        if not self.storage.is_local:
-            self.storage.upload(self.path, self.key)
-
-    def _cap(self) -> None:
-        """Keep only the newest `size_limit` bytes, starting on a whole line."""
-        size = self.path.stat().st_size
-        if size <= self.size_limit:
-            return
-        with open(self.path, "rb") as handle:
-            handle.seek(size - self.size_limit)
-            tail = handle.read()
-        newline = tail.find(b"\n")
-        tail = tail[newline + 1 :] if newline >= 0 else tail
-        if tail.startswith(truncation_notice(self.size_limit).encode()):
-            tail = tail.split(b"\n", 1)[1]  # cut again: one notice is enough
-        # Replaced at once: a reader (the gateway's log tail) sees the old log or the new, never half.
-        cut = self.path.with_name(self.path.name + ".cut")
-        cut.write_bytes(truncation_notice(self.size_limit).encode() + tail)
-        os.replace(cut, self.path)
-
-
 def program_environment(
     spec: JobSpec,
     data_dir: Path,
@@ -324,8 +216,8 @@ def run_program_process(
         sink.write(separator(attempt.number, attempt.of).encode())
     try:
         return _run(spec, storage, runtime, workdir, sink, attempt)
-    except RunTimeExceeded:
-        raise
+    except (RunTimeExceeded, ResultTooLarge):
+        raise  # the log says why already
     except DependencyInstallError as error:
         sink.write(f"{error}\n".encode())  # pip's own words; a traceback would only add noise
         raise
@@ -357,37 +249,136 @@ def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, s
     function_dir = function_data[0] if function_data else None
     confinement = Confinement(runtime, workdir, artifact_dir, data_dir, function_dir) if runtime.sandbox else None
     env = program_environment(spec, data_dir, runtime, packages, function_dir, attempt)
-    process = start_program(spec, artifact_dir, env, runtime, packages, confinement)
-    # The program's own run time: what it waited for before (a Ray slot, its files) does not count.
-    deadline = time.monotonic() + runtime.max_run_seconds if runtime.max_run_seconds else None
-    try:
-        _pump(cast(io.BufferedReader, process.stdout), sink, deadline)
-        exit_code = process.wait()
-    except (KeyboardInterrupt, RunTimeExceeded) as stopped:
-        # A stop (ray.cancel) or the run time's end: end the program now, but keep its last output
-        # and what it wrote.
-        os.killpg(process.pid, signal.SIGKILL)  # the program leads its own session: its children go too
-        process.wait()
-        _pump(cast(io.BufferedReader, process.stdout), sink)
-        if isinstance(stopped, RunTimeExceeded):
-            sink.write(f"{run_time_exceeded(runtime.max_run_seconds)}\n".encode())
-        for area in areas:
-            area.push()
-        raise
-    for area in areas:
-        area.push()
+    with stops_deferred() as stop:
+        process = start_program(spec, artifact_dir, env, runtime, packages, confinement)
+        output = cast(io.BufferedReader, process.stdout)
+        # The program's own run time: what it waited for before (a Ray slot, its files) does not count.
+        watch = Watch(stop, runtime.max_run_seconds)
+        ended: KeyboardInterrupt | RunTimeExceeded | None = None
+        try:
+            _pump(output, sink, watch)
+            exit_code = _wait(process, watch)
+        except (KeyboardInterrupt, RunTimeExceeded) as reason:
+            # A stop or the run time's end: end the program now, but keep its last output and what it wrote.
+            ended = reason
+            exit_code = _end(process)
+            _pump(output, sink)
+            if isinstance(reason, RunTimeExceeded):
+                sink.write(f"{run_time_exceeded(runtime.max_run_seconds)}\n".encode())
+        refused = refuse_oversized_result(data_dir / "results" / f"{spec.job_id}.json", runtime.max_result_bytes)
+        if refused is not None:
+            sink.write(f"{refused}\n".encode())
+        with copy_back_heartbeat(storage, spec.job_id):
+            for area in areas:
+                area.push()
+    if ended is not None:
+        raise ended
+    if refused is not None:
+        raise refused
     if -exit_code in LIMIT_SIGNALS:
         sink.write(f"The program reached the job's {LIMIT_SIGNALS[-exit_code]} limit and was ended.\n".encode())
     return exit_code
 
 
-def _pump(output: io.BufferedReader, sink: LogSink, deadline: float | None = None) -> None:
-    """Copy the program's output to the log until it ends. The wait wakes every WAKE_SECONDS so
-    that a stop (Ray raises KeyboardInterrupt between bytecodes), or the deadline, is seen even
-    when the program is silent."""
-    while True:
-        if deadline is not None and time.monotonic() > deadline:
+class ResultTooLarge(RuntimeError):
+    """The program saved a result over the job's result cap (`QS_MAX_RESULT_BYTES`)."""
+
+
+def refuse_oversized_result(result: Path, limit: int) -> ResultTooLarge | None:
+    """Remove a result over the cap before it is saved anywhere; the job fails saying why."""
+    size = result.stat().st_size if result.is_file() else 0
+    if size <= limit:
+        return None
+    result.unlink()
+    return ResultTooLarge(
+        f"The result is {size} bytes, more than the {limit} bytes a job may save (QS_MAX_RESULT_BYTES): "
+        "it was not saved."
+    )
+
+
+@contextmanager
+def stops_deferred() -> Iterator[threading.Event]:
+    """Ray delivers a stop (`ray.cancel`) by calling SIGINT's handler in the task's main thread. From
+    the program's start to the end of its copy-back the handler only records the stop: the loops
+    that follow the program act on it, and a stop landing once the program has ended can no longer
+    cut the saving of its data area short. Outside a main thread stops stay KeyboardInterrupts."""
+    stop = threading.Event()
+    try:
+        previous = signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    except ValueError:
+        yield stop
+        return
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Watch:
+    """What ends a program early: a stop, or reaching the job's run time (`QS_JOB_MAX_SECONDS`)."""
+
+    def __init__(self, stop: threading.Event, max_run_seconds: float) -> None:
+        self.stop = stop
+        self.deadline = time.monotonic() + max_run_seconds if max_run_seconds else None
+
+    def check(self) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        if self.deadline is not None and time.monotonic() > self.deadline:
             raise RunTimeExceeded
+
+
+@contextmanager
+def copy_back_heartbeat(storage: Storage, job_id: str) -> Iterator[None]:
+    """Keep the job's copy-back key changing while its data area is saved (flows/cancellation.py
+    waits for it before killing a stopped job's task)."""
+    key = layout.job_copy_back(job_id)
+    done = threading.Event()
+
+    def beat() -> None:
+        count = 0
+        while True:
+            try:
+                storage.put_bytes(key, str(count).encode())
+            except Exception:  # a missed beat only shortens the wait
+                pass
+            count += 1
+            if done.wait(HEARTBEAT_SECONDS):
+                return
+
+    beating = threading.Thread(target=beat, name="copy-back-heartbeat", daemon=True)
+    beating.start()
+    try:
+        yield
+    finally:
+        done.set()
+        beating.join()
+        storage.delete(key)
+
+
+def _end(process: Program) -> int:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the program leads its own session: its children go too
+    except ProcessLookupError:
+        pass  # it had ended already
+    return process.wait()
+
+
+def _wait(process: Program, watch: Watch) -> int:
+    """The program's exit code. A program may close its output and live on: it is still held to
+    its run time, and a stop is still seen, while it does."""
+    while (exit_code := process.poll()) is None:
+        watch.check()
+        time.sleep(WAKE_SECONDS)
+    return exit_code
+
+
+def _pump(output: io.BufferedReader, sink: LogSink, watch: Watch | None = None) -> None:
+    """Copy the program's output to the log until it ends. The wait wakes every WAKE_SECONDS so
+    that a stop, or the end of its run time, is seen even when the program is silent."""
+    while True:
+        if watch is not None:
+            watch.check()
         ready, _, _ = select.select([output], [], [], WAKE_SECONDS)
         if ready:
             chunk = output.read1(CHUNK_BYTES)

@@ -19,14 +19,16 @@ from prefect_ray.context import remote_options
 from prefect_ray.task_runners import PrefectRayFuture, RayTaskRunner
 
 from blocks.storage import platform_storage
+from core import layout
 from core.job_log import STOPPED_MESSAGE, run_time_exceeded
 from core.job_spec import JobSpec
 from core.status import FAILED, STOPPED, SUCCEEDED
 from core.tags import job_of
 from flows import cancellation, node
 from flows.job_record import settle_job
+from flows.log_sink import PrefectLogMirror
 from flows.node import NodeRuntime
-from flows.program_process import Attempt, PrefectLogMirror, RunTimeExceeded, run_program_process
+from flows.program_process import Attempt, RunTimeExceeded, run_program_process
 
 # How long a run started in Prefect waits for the gateway to adopt it as a job.
 ADOPTION_SECONDS = 30.0
@@ -83,7 +85,12 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
             return Cancelled(message=STOPPED_MESSAGE)
         with remote_options(num_cpus=runtime.job_num_cpus):
             future = cast(PrefectRayFuture[int], execute_program.submit(job_id, runtime, attempt))
-        cancellation.register(flow_run_id, future.wrapped_future)
+        storage = platform_storage(runtime.storage_block)
+        copy_back = layout.job_copy_back(job_id)
+        task = cancellation.Task(
+            future.wrapped_future, lambda: storage.get_bytes(copy_back), runtime.stop_grace_seconds
+        )
+        cancellation.register(flow_run_id, task)
         try:
             exit_code = future.result()
         except BaseException as error:

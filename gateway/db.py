@@ -172,6 +172,8 @@ class Job(Base):
     status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     retries: Mapped[int] = mapped_column(default=0)
     retry_delay_seconds: Mapped[int] = mapped_column(default=0)
+    # Set once the maintenance flow removed the job's data (gateway/jobs/retention.py).
+    data_removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     @property
     def run_id(self) -> str | None:

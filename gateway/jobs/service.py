@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import layout, status
-from core.job_log import STOPPED_MESSAGE, truncation_notice
+from core.job_log import STOPPED_MESSAGE
+from core.log_reader import read_log
 from core.retries import RETRY_STATE, retrying
 from gateway import db
 from gateway.access import jobs as policy
@@ -177,15 +178,7 @@ def save_result(services: Services, session: Session, user: Principal, job_id: s
 
 
 def _log_text(services: Services, job: db.Job) -> str | None:
-    tail = services.storage.read_tail(layout.job_logs(job.id), services.settings.logs_size_limit)
-    if tail is None:
-        return None
-    data, cut = tail
-    text = data.decode("utf-8", errors="replace")
-    if cut:
-        text = text.split("\n", 1)[1] if "\n" in text else text
-        text = truncation_notice(services.settings.logs_size_limit) + text
-    return text
+    return read_log(services.storage, job.id, services.settings.logs_size_limit)
 
 
 def logs(services: Services, session: Session, user: Principal, job_id: str) -> str | None:

@@ -105,11 +105,14 @@ def s3_stack(stack: Stack) -> Iterator[Stack]:
             "QS_S3_SECRET": "testing",
             "QS_S3_REGION": "us-east-1",
             "QS_POSTGRES_PORT": "25434",  # its gateway's own database
+            # Shorter than the copy-back of tests/e2e/programs/many_files: the force-kill must wait for it.
+            "QS_STOP_GRACE_SECONDS": "2",
             **LIMITS,
         }
         ports = {**TEST_PORTS, "QS_PORT": "28100"}
         with running_stack(data_dir, ports, extra) as url:
             add_user(data_dir, "otheruser", "other_token", extra)
+            add_user(data_dir, "manyfiles", "many_files_token", extra)  # their area alone holds many files
             yield Stack(url=url, data_dir=data_dir)
 
 

@@ -173,3 +173,19 @@ def test_oversize_upload_is_413_and_stores_nothing(any_stack: Stack) -> None:
     response = any_stack.post("/api/v1/files/upload/", params=params, files={"file": ("big.txt", big)})
     assert response.status_code == 413 and "message" in response.json()
     assert "big.txt" not in any_stack.get("/api/v1/files", params=params).json()["results"]
+
+
+def test_a_late_stop_keeps_every_file_and_the_kill_waits_for_the_copy_back(s3_stack: Stack) -> None:
+    """The stop lands as the program ends or while its 800 files are copied back to S3, which takes
+    longer than the stack's 2 s stop grace: the force-kill waits, and nothing written is lost."""
+    client = s3_stack.client("many_files_token")
+    function = upload(client, "many-files", "many_files")
+    job = function.run()
+    deadline = time.monotonic() + 60
+    while "files written" not in (job.logs() or ""):
+        assert time.monotonic() < deadline, job.status()
+        time.sleep(0.1)
+    job.stop()
+    assert wait_for(job, TERMINAL) in {"CANCELED", "DONE"}
+    files = [name for name in client.files(function) if name.startswith("many-")]
+    assert len(files) == 800
