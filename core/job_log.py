@@ -14,6 +14,10 @@ PUBLIC = "[public]"
 PRIVATE = "[private]"
 
 
+# What a job's logs say once the maintenance flow removed its data.
+DATA_REMOVED = "[This job's logs and result were removed after the retention period (QS_RETENTION_DAYS).]\n"
+
+
 def truncation_notice(size_limit: int) -> str:
     """The line that opens a job log whose oldest part was dropped."""
     return f"[Logs exceeded maximum allowed size ({size_limit} bytes); oldest lines were dropped.]\n"

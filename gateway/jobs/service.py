@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import layout, status
-from core.job_log import STOPPED_MESSAGE
+from core.job_log import DATA_REMOVED, STOPPED_MESSAGE
 from core.log_reader import read_log
 from core.retries import RETRY_STATE, retrying
 from gateway import db
@@ -178,6 +178,8 @@ def save_result(services: Services, session: Session, user: Principal, job_id: s
 
 
 def _log_text(services: Services, job: db.Job) -> str | None:
+    if job.data_removed_at is not None:
+        return DATA_REMOVED
     return read_log(services.storage, job.id, services.settings.logs_size_limit)
 
 

@@ -55,6 +55,7 @@ def test_a_maintenance_run_removes_old_job_data_and_nothing_newer(stack: Stack) 
     assert (storage / "jobs" / new.job_id / "artifact.tar").exists()
     assert new.result() == {"hello": "new"}
     assert old.status() == "DONE", "the job's record stays"
+    assert "removed after the retention period" in old.logs()
 
     artifacts = prefect(stack, "POST", "/artifacts/filter", artifacts={"flow_run_id": {"any_": [run["id"]]}}).json()
     [report] = [artifact for artifact in artifacts if artifact["key"] == "maintenance-report"]

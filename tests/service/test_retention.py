@@ -9,6 +9,7 @@ from prefect.client.schemas.objects import StateType
 from sqlalchemy import update
 
 from core import layout
+from core.job_log import DATA_REMOVED
 from core.job_spec import JobSpec
 from gateway import db
 from gateway.jobs import retention
@@ -54,6 +55,9 @@ def test_only_the_data_of_jobs_past_the_cutoff_goes(gateway: Gateway) -> None:
     assert kept(gateway, running)[:2] == [True, True]
     assert gateway.storage.get_bytes("users/mockuser/own-file.txt") == b"the user's own file"
     assert gateway.job(old)["status"] == "SUCCEEDED", "the job's record stays"
+    assert gateway.call("GET", f"/jobs/{old}/logs").json() == {"logs": DATA_REMOVED}
+    assert gateway.call("GET", f"/jobs/{old}/result").status_code == 204
+    assert gateway.call("GET", f"/jobs/{recent}/logs").json() == {"logs": "hello\n"}
     assert retention.remove_expired(gateway.database, gateway.storage, cutoff).jobs == 0, "once is enough"
     with gateway.database.session() as session:
         assert retention.active_job_ids(session) == {running}
