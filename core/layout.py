@@ -51,14 +51,14 @@ def job_logs(job_id: str) -> str:
     return f"{JOBS}/{job_id}/logs.txt"
 
 
-def log_parts(log_key: str) -> str:
+def log_parts_folder(log_key: str) -> str:
     """The folder of a log written in parts (object storage), beside its single-file key."""
     return log_key.removesuffix(".txt")
 
 
 def log_part(log_key: str, number: int) -> str:
     """Part `number` (from 1) of a log; zero-padded so that names sort in writing order."""
-    return f"{log_parts(log_key)}/{number:08d}.txt"
+    return f"{log_parts_folder(log_key)}/{number:08d}.txt"
 
 
 def log_part_number(name: str) -> int | None:

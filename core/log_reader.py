@@ -23,7 +23,7 @@ class StoredPart(NamedTuple):
 
 def log_parts(storage: Storage, log_key: str) -> list[StoredPart]:
     """The log's parts in storage, oldest first (none for a single-file log)."""
-    folder = storage.path(layout.log_parts(log_key))
+    folder = storage.path(layout.log_parts_folder(log_key))
     try:
         # A fresh listing: the part being written grows, and another process deletes old ones.
         entries = storage.fs.ls(folder, detail=True, refresh=True)

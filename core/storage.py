@@ -10,13 +10,14 @@ import os
 import queue
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
 import fsspec
 from fsspec import AbstractFileSystem
 from fsspec.asyn import AsyncFileSystem, sync
+from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from core.layout import PART_PREFIX
 
@@ -173,13 +174,23 @@ class Storage:
     def download(self, key: str, target: Path) -> None:
         self.fs.get_file(self.path(key), str(target))
 
-    def upload(self, source: Path, key: str) -> None:
+    def upload(self, source: Path, key: str, progress: Callable[[int], None] | None = None) -> None:
+        """Copy a local file to the key; `progress` hears of the bytes sent as they go."""
         self._make_parent(key)
-        self.fs.put_file(str(source), self.path(key))
+        self.fs.put_file(str(source), self.path(key), callback=_Progress(progress) if progress else DEFAULT_CALLBACK)
 
     def ping(self) -> None:
         """Raise when the storage root cannot be reached (on object stores: its bucket)."""
         self.fs.ls(self.root if self.is_local else self.root.split("/", 1)[0], detail=False)
+
+
+class _Progress(Callback):  # type: ignore[misc]  # fsspec is untyped
+    def __init__(self, report: Callable[[int], None]) -> None:
+        super().__init__()
+        self.report = report
+
+    def relative_update(self, inc: int = 1) -> None:
+        self.report(inc)
 
 
 def _prefetched(fs: AbstractFileSystem, path: str) -> Iterator[bytes]:

@@ -7,6 +7,7 @@ Cancelling state: this registry lets the executor stop the run's Ray task
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,10 +21,11 @@ class Task:
     """A run's Ray task, and how to tell that it is still saving its job's data area."""
 
     ref: Any
-    copy_back: Callable[[], bytes | None]  # the task's copy-back heartbeat, None when not saving
+    copy_back: Callable[[], bytes | None]  # the copy-back's progress, None when not copying back
     grace_seconds: float  # how long a stopped task has to end before it is killed
 
 
+log = logging.getLogger("qiskit_serverless.executor")
 _lock = threading.Lock()
 _tasks: dict[str, Task] = {}
 _requested: set[str] = set()
@@ -54,8 +56,8 @@ def request(flow_run_id: str) -> None:
 
 def _stop(flow_run_id: str, task: Task) -> None:
     """Interrupt the task (it kills the program and saves what the program wrote), then kill the
-    task outright if it has not ended within its grace, unless it is still saving the data area:
-    its heartbeat changed since the last look."""
+    task outright if it has not ended within its grace, unless its copy-back of the data area
+    moved since the last look."""
     ray.cancel(task.ref, force=False)
     _force_later(flow_run_id, task, None)
 
@@ -65,7 +67,11 @@ def _force_later(flow_run_id: str, task: Task, last_beat: bytes | None) -> None:
         with _lock:
             if _tasks.get(flow_run_id) is not task:
                 return  # it ended
-        beat = task.copy_back()
+        try:
+            beat = task.copy_back()
+        except Exception:
+            log.exception("could not read the copy-back progress of flow run %s", flow_run_id)
+            beat = None  # unknown: the task is killed as if it had stalled
         if beat is not None and beat != last_beat:
             _force_later(flow_run_id, task, beat)
         else:

@@ -17,7 +17,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -66,8 +67,8 @@ def ensure_environment(
     listed = ", ".join(wanted)
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f"{key}.lock", "a") as lock:
-        # Shared while used, exclusive while built or collected; released when the file closes, or
-        # when the process dies.
+        # Shared while a job takes the set (and, through `in_use`, while it runs), exclusive while
+        # it is built or collected; released when the file closes, or when the process dies.
         fcntl.flock(lock, fcntl.LOCK_SH)
         if not target.is_dir():
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -80,6 +81,17 @@ def ensure_environment(
         os.utime(target)  # its last use, which the collector reads
     say(f"Using installed dependencies: {listed}")
     return target
+
+
+@contextmanager
+def in_use(target: Path | None) -> Iterator[None]:
+    """Hold a job's dependency set for its run: the collector never removes a set held."""
+    if target is None:
+        yield
+        return
+    with open(target.parent / f"{target.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        yield
 
 
 def collect_environments(root: Path, unused_since: float) -> tuple[int, int]:
@@ -98,7 +110,8 @@ def collect_environments(root: Path, unused_since: float) -> tuple[int, int]:
             if target.stat().st_mtime >= unused_since:
                 continue
             size = tree_bytes(target)
-            doomed = root / f".{target.name}.removed"  # gone at once for jobs; `_install` clears leftovers
+            # Gone at once for jobs; `_install` clears what a failed removal leaves.
+            doomed = root / f".{target.name}.removed-{os.getpid()}-{time.time_ns()}"
             os.rename(target, doomed)
             shutil.rmtree(doomed, ignore_errors=True)
             removed, freed = removed + 1, freed + size

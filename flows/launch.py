@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -53,8 +54,6 @@ class Program(Protocol):
 
     def wait(self) -> int: ...
 
-    def poll(self) -> int | None: ...
-
 
 def base_environment(python: Path) -> dict[str, str]:
     """What a program inherits from the host: never the platform's own settings or secrets."""
@@ -70,18 +69,36 @@ class Launched:
         self.launcher = launcher
         self.pid = pid
         self.stdout: IO[bytes] | None = stdout
+        # A handle on this very process: it cannot be confused with a later one that reuses the pid.
+        try:
+            self.pidfd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self.pidfd = None  # it has ended already
 
     def wait(self) -> int:
-        return self.launcher.exit_code(self.pid)
-
-    def poll(self) -> int | None:
-        """The exit code once the program has ended, else None, without blocking on the launcher."""
         try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return self.wait()  # reaped by the launcher, which sends its exit code next
-        except PermissionError:
-            pass  # alive, as the job's own user
+            return self.launcher.exit_code(self.pid)
+        finally:
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+                self.pidfd = None
+
+    def ended_within(self, seconds: float) -> int | None:
+        """The exit code if the program ends within `seconds`, else None."""
+        if self.pidfd is not None:
+            ready, _, _ = select.select([self.pidfd], [], [], seconds)
+            if not ready:
+                return None
+        return self.wait()  # reaped by the launcher, which sends its exit code next
+
+
+def ended_within(process: Program, seconds: float) -> int | None:
+    """The program's exit code if it ends within `seconds`, else None; returns at once when it does."""
+    if isinstance(process, Launched):
+        return process.ended_within(seconds)
+    try:
+        return process.wait(timeout=seconds)  # type: ignore[call-arg]  # a subprocess.Popen
+    except subprocess.TimeoutExpired:
         return None
 
 

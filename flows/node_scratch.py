@@ -1,29 +1,57 @@
-"""What jobs leave on a Ray node's scratch disk, and its removal (run there by flows/maintenance.py)."""
+"""A job's scratch folder on a Ray node, held while its task runs, and the removal of what dead
+tasks left there and of unused dependency sets (run on each node by gateway/maintenance.py)."""
 
 from __future__ import annotations
 
+import fcntl
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from flows.dependencies import collect_environments, tree_bytes
 
-# A job's scratch folder is named by its id; one older than this whose job is not active was left
-# by a task that died (a finished task removes its own).
+# A folder younger than this may belong to a task that has not taken its lock yet.
 STALE_SCRATCH = timedelta(hours=1)
 JOB_FOLDER = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+HELD = ".in-use"
 
 
-def clear_node(scratch: Path, active: set[str], stale_before: float, envs_unused_since: float | None) -> dict[str, Any]:
-    """On one node: remove left-over job scratch folders, and collect unused dependency sets."""
+@contextmanager
+def held(folder: Path) -> Iterator[Path]:
+    """A job's scratch folder, held by its task until the end (a finished task removes it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / HELD, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        yield folder
+
+
+def _left_behind(folder: Path, stale_before: float) -> bool:
+    """A job folder no task holds (its task died: killed outright, node restarted) and not new."""
+    if not JOB_FOLDER.match(folder.name) or folder.stat().st_mtime >= stale_before:
+        return False
+    with open(folder / HELD, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+    return True
+
+
+def clear_node(scratch: Path, stale_before: float, envs_unused_since: float | None) -> dict[str, Any]:
+    """On one node: remove job scratch folders dead tasks left, and collect unused dependency sets."""
     folders = freed = 0
     if scratch.is_dir():
         for folder in scratch.iterdir():
-            if JOB_FOLDER.match(folder.name) and folder.name not in active and folder.stat().st_mtime < stale_before:
-                freed += tree_bytes(folder)
-                shutil.rmtree(folder, ignore_errors=True)
-                folders += 1
+            try:
+                if _left_behind(folder, stale_before):
+                    size = tree_bytes(folder)
+                    shutil.rmtree(folder)
+                    folders, freed = folders + 1, freed + size
+            except FileNotFoundError:
+                continue  # its task ended meanwhile and removed it
     sets, env_bytes = (0, 0) if envs_unused_since is None else collect_environments(scratch / "envs", envs_unused_since)
     return {"scratch_folders": folders, "scratch_bytes": freed, "dependency_sets": sets, "dependency_bytes": env_bytes}

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from core.job_spec import JobSpec
 from core.retries import ATTEMPT_VARIABLE, separator
 from core.storage import Storage
 from flows.dependencies import DependencyInstallError, ensure_environment, install_specs
+from flows.dependencies import in_use as dependencies_in_use
 from flows.launch import (
     DATA,
     FUNCTION_DATA,
@@ -36,10 +37,12 @@ from flows.launch import (
     Confinement,
     Program,
     base_environment,
+    ended_within,
     start_program,
 )
 from flows.log_sink import LogSink, PrefectLogMirror
 from flows.node import NodeRuntime
+from flows.node_scratch import held
 
 CHUNK_BYTES = 64 * 1024
 # Signals the kernel sends a process that reaches one of its limits (the memory limit is a MemoryError).
@@ -48,7 +51,6 @@ LIMIT_SIGNALS: dict[int, str] = {
     signal.SIGXFSZ: "file size (QS_JOB_MAX_FILE_MB)",
 }
 WAKE_SECONDS = 0.2
-HEARTBEAT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -135,17 +137,19 @@ class DataArea:
                 found[file.relative_to(self.path).as_posix()] = (status.st_size, status.st_mtime_ns)
         return found
 
-    def push(self) -> None:
+    def push(self, progress: Callable[[int], None] = lambda _amount: None) -> None:
         if self.storage.is_local:
             return
         current = self._scan()
         for relative, signature in current.items():
             shared = relative == self.published or not relative.startswith(self.skipped)
             if shared and self.snapshot.get(relative) != signature:
-                self.storage.upload(self.path / relative, f"{self.area}/{relative}")
+                self.storage.upload(self.path / relative, f"{self.area}/{relative}", progress)
+                progress(1)
         for relative in self.snapshot.keys() - current.keys():
             if not relative.startswith(self.skipped):
                 self.storage.delete(f"{self.area}/{relative}")
+                progress(1)
 
 
 def program_environment(
@@ -209,31 +213,43 @@ def run_program_process(
     mirror: PrefectLogMirror | None = None,
     attempt: Attempt = Attempt(),
 ) -> int:
-    """Run the program to its end; returns its exit code. Output is persisted before returning."""
-    workdir = runtime.scratch / spec.job_id
-    sink = LogSink(storage, spec.logs_key, workdir / "logs.txt", runtime.logs_size_limit, mirror)
-    if attempt.number > 1:
-        sink.write(separator(attempt.number, attempt.of).encode())
-    try:
-        return _run(spec, storage, runtime, workdir, sink, attempt)
-    except (RunTimeExceeded, ResultTooLarge):
-        raise  # the log says why already
-    except DependencyInstallError as error:
-        sink.write(f"{error}\n".encode())  # pip's own words; a traceback would only add noise
-        raise
-    except Exception:
-        # An infrastructure failure is the job's failure: its traceback goes to the job log.
-        sink.write(traceback.format_exc().encode())
-        raise
-    finally:
-        sink.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+    """Run the program to its end; returns its exit code. Output is persisted before returning.
+
+    A stop (Ray calls SIGINT's handler in this, the task's main thread) is only recorded from here
+    on: the program is not started once it is, and is ended where its loops look, so no stop can
+    cut short the saving of what the program wrote, or of its log.
+    """
+    with stops_deferred() as stop, held(runtime.scratch / spec.job_id) as workdir:
+        sink = LogSink(storage, spec.logs_key, workdir / "logs.txt", runtime.logs_size_limit, mirror)
+        if attempt.number > 1:
+            sink.write(separator(attempt.number, attempt.of).encode())
+        try:
+            return _run(spec, storage, runtime, workdir, sink, attempt, stop)
+        except (KeyboardInterrupt, RunTimeExceeded, ResultTooLarge):
+            raise  # the log says why already
+        except DependencyInstallError as error:
+            sink.write(f"{error}\n".encode())  # pip's own words; a traceback would only add noise
+            raise
+        except Exception:
+            # An infrastructure failure is the job's failure: its traceback goes to the job log.
+            sink.write(traceback.format_exc().encode())
+            raise
+        finally:
+            sink.close()
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, sink: LogSink, attempt: Attempt) -> int:
+def _run(
+    spec: JobSpec,
+    storage: Storage,
+    runtime: NodeRuntime,
+    workdir: Path,
+    sink: LogSink,
+    attempt: Attempt,
+    stop: threading.Event,
+) -> int:
     artifact_dir = workdir / "artifact"
     tar_path = workdir / "artifact.tar"
-    workdir.mkdir(parents=True, exist_ok=True)
     storage.download(spec.artifact_key, tar_path)
     extract_artifact(tar_path, artifact_dir)
     tar_path.unlink()
@@ -249,11 +265,12 @@ def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, s
     function_dir = function_data[0] if function_data else None
     confinement = Confinement(runtime, workdir, artifact_dir, data_dir, function_dir) if runtime.sandbox else None
     env = program_environment(spec, data_dir, runtime, packages, function_dir, attempt)
-    with stops_deferred() as stop:
+    # The program's own run time: what it waited for before (a Ray slot, its files) does not count.
+    watch = Watch(stop, runtime.max_run_seconds)
+    watch.check()  # stopped while it was being prepared: it never starts
+    with dependencies_in_use(packages):
         process = start_program(spec, artifact_dir, env, runtime, packages, confinement)
         output = cast(io.BufferedReader, process.stdout)
-        # The program's own run time: what it waited for before (a Ray slot, its files) does not count.
-        watch = Watch(stop, runtime.max_run_seconds)
         ended: KeyboardInterrupt | RunTimeExceeded | None = None
         try:
             _pump(output, sink, watch)
@@ -265,12 +282,12 @@ def _run(spec: JobSpec, storage: Storage, runtime: NodeRuntime, workdir: Path, s
             _pump(output, sink)
             if isinstance(reason, RunTimeExceeded):
                 sink.write(f"{run_time_exceeded(runtime.max_run_seconds)}\n".encode())
-        refused = refuse_oversized_result(data_dir / "results" / f"{spec.job_id}.json", runtime.max_result_bytes)
-        if refused is not None:
-            sink.write(f"{refused}\n".encode())
-        with copy_back_heartbeat(storage, spec.job_id):
-            for area in areas:
-                area.push()
+    refused = refuse_oversized_result(data_dir / "results" / f"{spec.job_id}.json", runtime.max_result_bytes)
+    if refused is not None:
+        sink.write(f"{refused}\n".encode())
+    with copy_back_heartbeat(storage, spec.job_id, runtime.stop_grace_seconds / 4) as progress:
+        for area in areas:
+            area.push(progress)
     if ended is not None:
         raise ended
     if refused is not None:
@@ -298,10 +315,8 @@ def refuse_oversized_result(result: Path, limit: int) -> ResultTooLarge | None:
 
 @contextmanager
 def stops_deferred() -> Iterator[threading.Event]:
-    """Ray delivers a stop (`ray.cancel`) by calling SIGINT's handler in the task's main thread. From
-    the program's start to the end of its copy-back the handler only records the stop: the loops
-    that follow the program act on it, and a stop landing once the program has ended can no longer
-    cut the saving of its data area short. Outside a main thread stops stay KeyboardInterrupts."""
+    """Ray delivers a stop (`ray.cancel`) by calling SIGINT's handler in the task's main thread;
+    within this the handler only records it. Outside a main thread stops stay KeyboardInterrupts."""
     stop = threading.Event()
     try:
         previous = signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
@@ -328,32 +343,46 @@ class Watch:
             raise RunTimeExceeded
 
 
+class Progress:
+    """How much of a copy-back has moved: bytes sent plus files done."""
+
+    def __init__(self) -> None:
+        self.moved = 0
+
+    def __call__(self, amount: int) -> None:
+        self.moved += amount
+
+
 @contextmanager
-def copy_back_heartbeat(storage: Storage, job_id: str) -> Iterator[None]:
-    """Keep the job's copy-back key changing while its data area is saved (flows/cancellation.py
-    waits for it before killing a stopped job's task)."""
+def copy_back_heartbeat(storage: Storage, job_id: str, every: float) -> Iterator[Progress]:
+    """Publish the copy-back's progress under the job's copy-back key while it changes:
+    flows/cancellation.py does not kill a stopped job's task while it moves, and does once it
+    stalls. The key is written only on change, at most every `every` seconds."""
     key = layout.job_copy_back(job_id)
+    progress = Progress()
     done = threading.Event()
 
     def beat() -> None:
-        count = 0
-        while True:
-            try:
-                storage.put_bytes(key, str(count).encode())
-            except Exception:  # a missed beat only shortens the wait
-                pass
-            count += 1
-            if done.wait(HEARTBEAT_SECONDS):
-                return
+        published = -1
+        while not done.wait(every):
+            if progress.moved != published:
+                published = progress.moved
+                try:
+                    storage.put_bytes(key, str(published).encode())
+                except Exception:  # a missed beat only shortens the wait
+                    pass
 
     beating = threading.Thread(target=beat, name="copy-back-heartbeat", daemon=True)
     beating.start()
     try:
-        yield
+        yield progress
     finally:
         done.set()
         beating.join()
-        storage.delete(key)
+        try:
+            storage.delete(key)
+        except Exception:  # the key only matters while a stop waits; the job folder goes with the job
+            pass
 
 
 def _end(process: Program) -> int:
@@ -367,9 +396,8 @@ def _end(process: Program) -> int:
 def _wait(process: Program, watch: Watch) -> int:
     """The program's exit code. A program may close its output and live on: it is still held to
     its run time, and a stop is still seen, while it does."""
-    while (exit_code := process.poll()) is None:
+    while (exit_code := ended_within(process, WAKE_SECONDS)) is None:
         watch.check()
-        time.sleep(WAKE_SECONDS)
     return exit_code
 
 

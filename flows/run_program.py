@@ -83,10 +83,10 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
     try:
         if cancellation.requested(flow_run_id):  # stopped between its claim and now (deployments/executor.py)
             return Cancelled(message=STOPPED_MESSAGE)
+        storage = platform_storage(runtime.storage_block)  # first: nothing may fail between submit and register
+        copy_back = layout.job_copy_back(job_id)
         with remote_options(num_cpus=runtime.job_num_cpus):
             future = cast(PrefectRayFuture[int], execute_program.submit(job_id, runtime, attempt))
-        storage = platform_storage(runtime.storage_block)
-        copy_back = layout.job_copy_back(job_id)
         task = cancellation.Task(
             future.wrapped_future, lambda: storage.get_bytes(copy_back), runtime.stop_grace_seconds
         )

@@ -50,18 +50,8 @@ def remove_expired_job_data(finished_before: datetime) -> retention.Removed:
 def clear_ray_nodes() -> list[dict[str, Any]]:
     """`clear_node` on every alive Ray node, each pinned to its node."""
     settings = Settings()
-    database = Database(settings.db_url)
-    try:
-        with database.session() as session:
-            active = retention.active_job_ids(session)
-    finally:
-        database.dispose()
     now = time.time()
-    envs_unused_since = None
-    if settings.env_retention_days:
-        # A set in use is never older than the longest a job may run.
-        kept = timedelta(days=settings.env_retention_days) + timedelta(seconds=settings.job_max_seconds)
-        envs_unused_since = now - kept.total_seconds()
+    envs_unused_since = now - settings.env_retention_days * 86_400 if settings.env_retention_days else None
     ray.init(
         address=settings.ray_cluster, namespace="qiskit-serverless", log_to_driver=False, logging_level=logging.WARNING
     )
@@ -70,7 +60,7 @@ def clear_ray_nodes() -> list[dict[str, Any]]:
         pending = {
             node["NodeID"]: clear.options(
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
-            ).remote(settings.scratch, active, now - STALE_SCRATCH.total_seconds(), envs_unused_since)
+            ).remote(settings.scratch, now - STALE_SCRATCH.total_seconds(), envs_unused_since)
             for node in ray.nodes()
             if node["Alive"]
         }

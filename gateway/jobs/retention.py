@@ -1,6 +1,6 @@
 """Which finished jobs have outlived the retention period, and the removal of their data.
 
-The maintenance flow (flows/maintenance.py) calls this. A job's row, status and events stay: its
+The maintenance flow (gateway/maintenance.py) calls this. A job's row, status and events stay: its
 list entry and status still answer, while its snapshot, spec, logs, arguments and result go.
 """
 
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from core import layout, status
 from core.storage import Storage
 from gateway import db
+from gateway.jobs.service import data_area
 
 BATCH = 200
 
@@ -40,13 +41,8 @@ def expired(session: Session, finished_before: datetime, limit: int = BATCH) -> 
 
 def job_data(job: db.Job, program: db.Program) -> list[str]:
     """The keys that hold a job's own data (a data area's other files are the user's)."""
-    area = layout.job_area(job.author, program.provider, program.title)
+    area = data_area(job, program)
     return [layout.job_folder(job.id), layout.arguments_file(area, job.id), layout.results_file(area, job.id)]
-
-
-def active_job_ids(session: Session) -> set[str]:
-    """Jobs that may still have a program running somewhere (their scratch is theirs)."""
-    return set(session.scalars(select(db.Job.id).where(db.Job.status.not_in(status.TERMINAL))))
 
 
 def remove_expired(database: db.Database, storage: Storage, finished_before: datetime) -> Removed:

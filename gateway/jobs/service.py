@@ -188,14 +188,18 @@ def logs(services: Services, session: Session, user: Principal, job_id: str) -> 
     job = _allowed(session, job_id, lambda facts: policy.is_author(user, facts), denied)
     program = program_of(session, job)
     text = _log_text(services, job)
-    return None if text is None else log_rules.user_logs(text, provider_job=program.provider is not None)
+    if text is None or job.data_removed_at is not None:
+        return text  # the removal notice is everyone's
+    return log_rules.user_logs(text, provider_job=program.provider is not None)
 
 
 def provider_logs(services: Services, session: Session, user: Principal, job_id: str) -> str | None:
     denied = ApiError(403, f"You don't have access to job [{job_id}]")
     job = _allowed(session, job_id, lambda facts: policy.can_read_provider_logs(user, facts), denied)
     text = _log_text(services, job)
-    return None if text is None else log_rules.provider_logs(text)
+    if text is None or job.data_removed_at is not None:
+        return text
+    return log_rules.provider_logs(text)
 
 
 def list_jobs(services: Services, session: Session, user: Principal, query: JobQuery) -> tuple[int, list[JobOut]]:

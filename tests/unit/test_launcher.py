@@ -127,11 +127,8 @@ def test_a_confined_program_sees_only_its_job(launcher: Launcher, tmp_path: Path
     assert (data / "written.txt").read_text() == "from the job", "/data is the job's area"
 
 
-def test_poll_sees_a_program_that_closed_its_output_end(launcher: Launcher, tmp_path: Path) -> None:
+def test_a_program_that_closed_its_output_is_seen_to_end(launcher: Launcher, tmp_path: Path) -> None:
     launched = launch(launcher, tmp_path, "import os, time\nos.close(1)\nos.close(2)\ntime.sleep(1)\nos._exit(4)\n")
     assert launched.stdout is not None and launched.stdout.read() == b""
-    assert launched.poll() is None  # its output is closed, it lives on
-    deadline = time.monotonic() + 10
-    while (code := launched.poll()) is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert code == 4
+    assert launched.ended_within(0.1) is None  # its output is closed, it lives on
+    assert launched.ended_within(10) == 4

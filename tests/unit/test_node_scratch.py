@@ -9,8 +9,8 @@ import time
 import uuid
 from pathlib import Path
 
-from flows.dependencies import collect_environments, ensure_environment, environment_key
-from flows.node_scratch import clear_node
+from flows.dependencies import collect_environments, ensure_environment, environment_key, in_use
+from flows.node_scratch import clear_node, held
 
 DAY = 86_400.0
 
@@ -52,16 +52,23 @@ def test_using_a_set_marks_it_used(tmp_path: Path) -> None:
     assert folder.exists()
 
 
-def test_only_stale_folders_of_inactive_jobs_are_cleared(tmp_path: Path) -> None:
-    stale, active, fresh = (str(uuid.uuid4()) for _ in range(3))
-    for job_id in (stale, active, fresh):
+def test_only_stale_folders_no_task_holds_are_cleared(tmp_path: Path) -> None:
+    stale, running, fresh = (str(uuid.uuid4()) for _ in range(3))
+    for job_id in (stale, running, fresh):
         (tmp_path / job_id / "artifact").mkdir(parents=True)
         (tmp_path / job_id / "artifact" / "main.py").write_bytes(b"print(1)\n")
-    for job_id in (stale, active):
-        aged(tmp_path / job_id, days=1)
     (tmp_path / "not-a-job").mkdir()
-    aged(tmp_path / "not-a-job", days=1)
-    report = clear_node(tmp_path, {active}, time.time() - 3600, None)
+    with held(tmp_path / running):
+        for name in (stale, running, "not-a-job"):
+            aged(tmp_path / name, days=1)
+        report = clear_node(tmp_path, time.time() - 3600, None)
     assert report == {"scratch_folders": 1, "scratch_bytes": 9, "dependency_sets": 0, "dependency_bytes": 0}
     assert not (tmp_path / stale).exists()
-    assert all((tmp_path / name).exists() for name in (active, fresh, "not-a-job"))
+    assert all((tmp_path / name).exists() for name in (running, fresh, "not-a-job"))
+
+
+def test_a_held_dependency_set_is_never_collected(tmp_path: Path) -> None:
+    old = dependency_set(tmp_path, "d" * 64, days_unused=10)
+    with in_use(old):
+        assert collect_environments(tmp_path, time.time() - 7 * DAY) == (0, 0)
+    assert collect_environments(tmp_path, time.time() - 7 * DAY) == (1, 100)

@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -57,6 +58,12 @@ def runtime(scratch: Path, **changes: Any) -> NodeRuntime:
     return NodeRuntime(**{**settings, **changes})
 
 
+def stopping_download(self: Storage, key: str, target: Path) -> None:
+    """A download during which the job is stopped (how Ray delivers ray.cancel)."""
+    _thread.interrupt_main()
+    Storage.download(self, key, target)
+
+
 class SlowStorage(Storage):
     """An object store whose uploads take a while, and which can call a hook on the first one."""
 
@@ -65,13 +72,13 @@ class SlowStorage(Storage):
         self.on_first_upload: Any = None
         self.uploads = 0
 
-    def upload(self, source: Path, key: str) -> None:
+    def upload(self, source: Path, key: str, progress: Any = None) -> None:
         if key.startswith("users/"):
             self.uploads += 1
             if self.uploads == 1 and self.on_first_upload is not None:
                 self.on_first_upload()
             time.sleep(0.02)
-        super().upload(source, key)
+        super().upload(source, key, progress)
 
 
 def job(storage: Storage, source: str) -> JobSpec:
@@ -114,8 +121,14 @@ def test_a_stop_landing_during_the_copy_back_saves_every_file(tmp_path: Path) ->
 def test_a_stop_while_the_program_runs_ends_it_and_keeps_what_it_wrote(tmp_path: Path) -> None:
     storage = SlowStorage()
     spec = job(storage, WRITES_AND_EXITS.replace("flush=True)\n", "flush=True)\nimport time\ntime.sleep(60)\n"))
-    stopper = threading.Timer(2.0, _thread.interrupt_main)
-    stopper.start()
+    last_file = tmp_path / spec.job_id / "data" / "out-19.txt"
+
+    def stop_once_written() -> None:
+        while not last_file.exists():
+            time.sleep(0.01)
+        _thread.interrupt_main()
+
+    threading.Thread(target=stop_once_written, daemon=True).start()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         run_program_process(spec, storage, runtime(tmp_path))
@@ -155,13 +168,32 @@ def test_a_program_that_closes_its_output_is_still_held_to_its_run_time() -> Non
         process.wait()
 
 
-def test_the_copy_back_heartbeat_changes_while_saving_and_is_gone_after(tmp_path: Path) -> None:
+def test_the_copy_back_heartbeat_follows_the_bytes_moved_and_is_gone_after(tmp_path: Path) -> None:
     storage = Storage(f"memory://qs-{uuid.uuid4().hex}")
     key = layout.job_copy_back("job-1")
-    with copy_back_heartbeat(storage, "job-1"):
+    source = tmp_path / "big.bin"
+    source.write_bytes(b"x" * 300_000)
+    with copy_back_heartbeat(storage, "job-1", every=0.02) as progress:
+        storage.upload(source, "users/alice/big.bin", progress)
         time.sleep(0.1)
-        assert storage.get_bytes(key) == b"0"
+        assert storage.get_bytes(key) == b"300000"
+        time.sleep(0.1)
+        assert storage.get_bytes(key) == b"300000", "no progress, no new beat"
+        progress(1)
+        time.sleep(0.1)
+        assert storage.get_bytes(key) == b"300001"
     assert not storage.exists(key)
+
+
+def test_a_stop_before_the_program_starts_means_it_never_does(tmp_path: Path) -> None:
+    storage = SlowStorage()
+    spec = job(storage, WRITES_AND_EXITS)
+    storage.put_bytes("users/alice/pulled.txt", b"pulled before the start")
+    with pytest.raises(KeyboardInterrupt):
+        with mock.patch.object(SlowStorage, "download", stopping_download):
+            run_program_process(spec, storage, runtime(tmp_path))
+    assert saved_outputs(storage) == 0
+    assert not (tmp_path / spec.job_id).exists()
 
 
 def test_a_stopped_task_is_killed_only_once_its_copy_back_stops_beating(monkeypatch: pytest.MonkeyPatch) -> None:
