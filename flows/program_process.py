@@ -265,12 +265,14 @@ def _run(
     function_dir = function_data[0] if function_data else None
     confinement = Confinement(runtime, workdir, artifact_dir, data_dir, function_dir) if runtime.sandbox else None
     env = program_environment(spec, data_dir, runtime, packages, function_dir, attempt)
-    # The program's own run time: what it waited for before (a Ray slot, its files) does not count.
-    watch = Watch(stop, runtime.max_run_seconds)
-    watch.check()  # stopped while it was being prepared: it never starts
+    if stop.is_set():
+        raise KeyboardInterrupt  # stopped while it was being prepared: it never starts
     with dependencies_in_use(packages):
         process = start_program(spec, artifact_dir, env, runtime, packages, confinement)
         output = cast(io.BufferedReader, process.stdout)
+        # The program's own run time: what it waited for before (a Ray slot, its files, the start of
+        # its worker's launcher) does not count.
+        watch = Watch(stop, runtime.max_run_seconds)
         ended: KeyboardInterrupt | RunTimeExceeded | None = None
         try:
             _pump(output, sink, watch)

@@ -10,9 +10,11 @@
 
 Each call submits a job through the REST API (`POST /api/v1/programs/run`), follows it until it
 ends, and returns its result; a job that fails or is stopped raises `ProgramRunFailed` with its
-status and the end of its log, so Prefect's task retries apply. `host` and `token` default to
-`QS_GATEWAY_URL` and `QS_GATEWAY_TOKEN`. Arguments go as plain JSON (qiskit objects need the
-qiskit-serverless client's encoding: serialize them yourself, or run the client in your task).
+status and the end of its log, so Prefect's task retries apply. A task that gives its job up
+(its flow run cancelled, the process interrupted, its `timeout` reached) stops the job first.
+`host` and `token` default to `QS_GATEWAY_URL` and `QS_GATEWAY_TOKEN`. Arguments go as plain JSON
+(qiskit objects need the qiskit-serverless client's encoding: serialize them yourself, or run the
+client in your task).
 """
 
 from __future__ import annotations
@@ -20,15 +22,22 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-from prefect import get_run_logger, task
+from prefect import get_client, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import StateType
+from prefect.context import TaskRunContext
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 FIRST_WAIT, LONGEST_WAIT = 0.2, 5.0  # poll fast while a job is young, then back off
 LOG_TAIL_BYTES = 4000
+
+
+class ProgramRunCancelled(RuntimeError):
+    """The task's flow run was cancelled: its job was stopped."""
 
 
 class ProgramRunFailed(RuntimeError):
@@ -57,7 +66,11 @@ def run_program(
         body = {"title": title, "provider": provider, "arguments": json.dumps(arguments or {})}
         job_id = str(_ok(api.post("/programs/run/", json=body))["id"])
         logger.info("job %s of %s submitted", job_id, title)
-        status = follow(api, job_id, timeout)
+        try:
+            status = follow(api, job_id, timeout, _flow_run_cancelled(TaskRunContext.get()))
+        except BaseException:
+            _give_up(api, job_id, logger)  # nobody would collect it
+            raise
         if status != "SUCCEEDED":
             logs = str(_ok(api.get(f"/jobs/{job_id}/logs/"))["logs"])
             raise ProgramRunFailed(job_id, status, logs[-LOG_TAIL_BYTES:])
@@ -68,16 +81,44 @@ def run_program(
         return json.loads(_ok(saved)["result"] or "null")
 
 
-def follow(api: httpx.Client, job_id: str, timeout: float | None = None) -> str:
+def follow(
+    api: httpx.Client, job_id: str, timeout: float | None = None, cancelled: Callable[[], bool] = lambda: False
+) -> str:
     """Wait for the job's end, polling quickly at first and less often as it runs on; its status."""
     deadline = None if timeout is None else time.monotonic() + timeout
     wait = FIRST_WAIT
     while (status := str(_ok(api.get(f"/jobs/{job_id}/"))["status"])) not in TERMINAL:
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} still {status} after {timeout} s")
+        if cancelled():
+            raise ProgramRunCancelled(f"The flow run was cancelled while job {job_id} was {status}.")
         time.sleep(wait)
         wait = min(LONGEST_WAIT, wait * 1.5)
     return status
+
+
+def _flow_run_cancelled(context: TaskRunContext | None) -> Callable[[], bool]:
+    """Whether the task's flow run is being cancelled, asked of Prefect. A submitted task runs in a
+    worker thread that Prefect's cancellation (which interrupts the flow's main thread, or kills its
+    process) never reaches, and the flow waits for it: it has to look."""
+    flow_run_id = context.task_run.flow_run_id if context is not None else None
+    if flow_run_id is None:
+        return lambda: False
+
+    def cancelled() -> bool:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(flow_run_id).state
+        return state is not None and state.type in (StateType.CANCELLING, StateType.CANCELLED)
+
+    return cancelled
+
+
+def _give_up(api: httpx.Client, job_id: str, logger: Any) -> None:
+    try:
+        _ok(api.post(f"/jobs/{job_id}/stop/", json={}))
+        logger.warning("job %s stopped: its task gave it up", job_id)
+    except Exception as error:  # the task's own ending matters more
+        logger.error("could not stop job %s: %s", job_id, error)
 
 
 def _ok(response: httpx.Response) -> Any:
