@@ -17,7 +17,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,7 +38,7 @@ from prefect.context import SettingsContext
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.flow_engine import run_flow
-from prefect.states import Cancelled, Crashed, Pending
+from prefect.states import Cancelled, Crashed, Pending, Scheduled
 
 from core.job_log import STOPPED_MESSAGE
 from core.settings import Settings, platform_env
@@ -55,6 +55,13 @@ HEARTBEAT_SECONDS = 10.0
 WARM_WORKERS = 2
 # Clocks of Prefect and the executor may differ a little: a run due within it is due.
 DUE_SLACK = timedelta(seconds=0.1)
+RECOVERY_PAGE = 200
+# What a run a previous executor left in each state becomes.
+LEFT_BEHIND: dict[StateType, Callable[[], State[Any]]] = {
+    StateType.PENDING: lambda: Scheduled(message="Given back: claimed by an executor that stopped before starting it."),
+    StateType.RUNNING: lambda: Crashed(message="The executor stopped while this job ran; the job was lost."),
+    StateType.CANCELLING: lambda: Cancelled(message=STOPPED_MESSAGE),
+}
 RERUN_REFUSED = "(A finished job is not run again: run the program for a new job.)"
 
 
@@ -239,27 +246,30 @@ class Executor:
     async def recover(self) -> None:
         """Close runs a previous executor of this pool left behind (one executor serves a pool).
 
-        Their programs died with that executor's Ray driver, so a run still Pending or
-        Running would otherwise never end: it becomes Crashed (FAILED), a stop in
-        progress becomes Cancelled.
+        A run still Pending was claimed but never started: it is given back (Scheduled) and runs
+        now. A run Running lost its program with that executor's Ray driver, so it would never
+        end: it becomes Crashed (FAILED). A stop in progress becomes Cancelled. Every such run is
+        read, a page at a time (a run leaves the filter once handled).
         """
+        handled: set[UUID] = set()
         async with get_client() as client:
-            stranded = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(
-                        type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING, StateType.CANCELLING])
-                    )
-                ),
-                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self.settings.work_pool])),
-            )
-            for run in stranded:
-                final: State[Any]
-                if run.state is not None and run.state.type == StateType.CANCELLING:
-                    final = Cancelled(message=STOPPED_MESSAGE)
-                else:
-                    final = Crashed(message="The executor stopped while this job ran; the job was lost.")
-                await client.set_flow_run_state(run.id, final, force=True)
-                log.warning("flow run %s left by a previous executor: now %s", run.id, final.type.value)
+            while True:
+                page = await client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(LEFT_BEHIND)))
+                    ),
+                    work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self.settings.work_pool])),
+                    limit=RECOVERY_PAGE,
+                )
+                fresh = [run for run in page if run.id not in handled]
+                for run in fresh:
+                    handled.add(run.id)
+                    kind = run.state.type if run.state is not None else StateType.RUNNING
+                    now = LEFT_BEHIND[kind]()
+                    await client.set_flow_run_state(run.id, now, force=True)
+                    log.warning("flow run %s left by a previous executor: now %s", run.id, now.type.value)
+                if len(page) < RECOVERY_PAGE or not fresh:
+                    return
 
     async def listen(self) -> None:
         event_filter = EventFilter(

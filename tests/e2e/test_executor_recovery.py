@@ -1,0 +1,67 @@
+"""A starting executor closes what a previous one left in its work pool, every run of it: a run
+claimed but never started is given back and runs, a running one (its program died with that
+executor's Ray driver) is Crashed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+import requests
+from conftest import Stack
+from stack_process import PLATFORM_PYTHON, ROOT, TEST_PORTS
+
+PREFECT = f"http://127.0.0.1:{TEST_PORTS['QS_PREFECT_PORT']}/api"
+POOL = "qiskit-serverless-recovery"
+CLAIMED, RUNNING = 230, 20  # more than one page (200) of each kind together
+
+
+def prefect(stack: Stack, method: str, path: str, **body: Any) -> Any:
+    response = requests.request(method, f"{PREFECT}{path}", json=body, auth=stack.prefect_login(), timeout=60)
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else None
+
+
+def states(stack: Stack, deployment_id: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for offset in range(0, CLAIMED + RUNNING, 200):
+        page = prefect(
+            stack, "POST", "/flow_runs/filter", deployments={"id": {"any_": [deployment_id]}}, limit=200, offset=offset
+        )
+        found.update({run["id"]: run["state"]["type"] for run in page})
+    return found
+
+
+def test_a_starting_executor_gives_back_claimed_runs_and_closes_running_ones(stack: Stack) -> None:
+    prefect(stack, "POST", "/work_pools/", name=POOL, type="process")
+    flow = prefect(stack, "POST", "/flows/", name="left-behind")
+    deployment = prefect(stack, "POST", "/deployments/", name="left-behind", flow_id=flow["id"], work_pool_name=POOL)
+    try:
+        kinds = ["PENDING"] * CLAIMED + ["RUNNING"] * RUNNING
+        left = {
+            prefect(stack, "POST", f"/deployments/{deployment['id']}/create_flow_run", state={"type": kind})["id"]: kind
+            for kind in kinds
+        }
+        assert set(states(stack, deployment["id"]).values()) == {"PENDING", "RUNNING"}
+
+        env = {
+            **os.environ,
+            "PREFECT_API_URL": PREFECT,
+            "PREFECT_PROFILES_PATH": str(stack.data_dir / "prefect-profiles.toml"),
+            "QS_WORK_POOL": POOL,
+            "QS_DATA_DIR": str(stack.data_dir),
+        }
+        recover = "import asyncio; from core.settings import Settings; from deployments.executor import Executor; "
+        recover += "asyncio.run(Executor(Settings()).recover())"
+        done = subprocess.run(
+            [str(PLATFORM_PYTHON), "-c", recover], cwd=ROOT, env=env, capture_output=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+
+        now = states(stack, deployment["id"])
+        expected = {"PENDING": "SCHEDULED", "RUNNING": "CRASHED"}
+        assert {run: now[run] for run in left} == {run: expected[kind] for run, kind in left.items()}
+    finally:
+        prefect(stack, "DELETE", f"/deployments/{deployment['id']}")
+        prefect(stack, "DELETE", f"/work_pools/{POOL}")
