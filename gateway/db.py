@@ -181,6 +181,17 @@ class Job(Base):
         return self.flow_run_id if self.dispatched else None
 
 
+class Submission(Base):
+    """A run request's `Idempotency-Key` and the job it made, kept 24 h (gateway/jobs/idempotency.py)."""
+
+    __tablename__ = "submissions"
+    author: Mapped[str] = mapped_column(ForeignKey("users.name"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # of the request: one key, one request
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
 class JobEvent(Base):
     __tablename__ = "job_events"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)

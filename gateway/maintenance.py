@@ -28,7 +28,7 @@ from blocks.storage import location_from_settings
 from core.settings import Settings, platform_env
 from flows.node_scratch import STALE_SCRATCH, clear_node
 from gateway.db import Database
-from gateway.jobs import retention
+from gateway.jobs import idempotency, retention
 
 
 def deployment_name(settings: Settings) -> str:
@@ -42,6 +42,18 @@ def remove_expired_job_data(finished_before: datetime) -> retention.Removed:
     database = Database(settings.db_url)
     try:
         return retention.remove_expired(database, location_from_settings(settings).storage(), finished_before)
+    finally:
+        database.dispose()
+
+
+@task(name="forget-expired-idempotency-keys", cache_policy=NO_CACHE, persist_result=False)
+def forget_expired_idempotency_keys() -> int:
+    database = Database(Settings().db_url)
+    try:
+        with database.session() as session:
+            forgotten = idempotency.forget_expired(session)
+            session.commit()
+        return forgotten
     finally:
         database.dispose()
 
@@ -86,6 +98,7 @@ def maintenance(retention_days: float | None = None, finished_before: datetime |
         logger.info("Removed the data of %d jobs that ended before %s: %d bytes.", removed.jobs, cutoff, removed.bytes)
     else:
         logger.info("QS_RETENTION_DAYS is 0: job data is kept.")
+    logger.info("Forgot %d Idempotency-Keys past their 24 h.", forget_expired_idempotency_keys())
     nodes = clear_ray_nodes()
     for node in nodes:
         logger.info(

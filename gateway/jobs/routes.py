@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from gateway.auth import CurrentUser, ServiceChannel
 from gateway.context import DbSession, ServicesDep
-from gateway.errors import CONFLICT
+from gateway.errors import ErrorOut
 from gateway.jobs import service, submit
 from gateway.jobs.schemas import (
     EVENT_TYPE,
@@ -170,7 +170,12 @@ def post_runtime_job(job_id: JobId, body: RuntimeJobIn, user: CurrentUser, sessi
 @programs_router.post(
     "/run",
     response_model=JobCreated,
-    responses=CONFLICT,
+    responses={
+        409: {
+            "model": ErrorOut,
+            "description": "Changed concurrently; retry. Or its Idempotency-Key was used for another run request",
+        }
+    },
     summary="Run a function: enqueue a job (a Prefect flow run)",
 )
 def run(
@@ -180,8 +185,17 @@ def run(
     services: ServicesDep,
     service_channel: ServiceChannel = None,
     service_crn: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="Repeat a run with the same key (within 24 h) to get the job it made, never a second one.",
+        ),
+    ] = None,
 ) -> JobCreated:
-    return submit.run(services, session, user, body, service_channel, service_crn)
+    return submit.run(services, session, user, body, service_channel, service_crn, idempotency_key)
 
 
 @programs_router.get("/{program_id}/get_jobs", response_model=list[JobOut], summary="Jobs of one function (legacy)")

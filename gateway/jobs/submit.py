@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import layout
@@ -19,6 +20,7 @@ from gateway.access.subject import Principal
 from gateway.context import Services
 from gateway.directory import DISABLED_MESSAGE, hash_token, new_token
 from gateway.errors import ApiError, bad_request
+from gateway.jobs.idempotency import Claim, earlier_job
 from gateway.jobs.schemas import JobCreated, RunConfig, RunRequest
 from gateway.orchestrator import Retries
 from gateway.programs.arguments import parse_arguments, validate_against_schema
@@ -32,9 +34,14 @@ def run(
     request: RunRequest,
     channel: str | None,
     instance: str | None,
+    idempotency_key: str | None = None,
 ) -> JobCreated:
     """Record the job, QUEUED: the dispatcher (gateway/jobs/dispatch.py) makes its flow run at the
-    rate Prefect and the executor take them, so a request never waits on execution."""
+    rate Prefect and the executor take them, so a request never waits on execution. A request
+    repeated with its `Idempotency-Key` gets the job the first one made."""
+    claim = None if idempotency_key is None else Claim.of(user.name, idempotency_key, request)
+    if claim is not None and (earlier := earlier_job(session, claim, request.arguments)) is not None:
+        return earlier
     program = find_program(session, user, request.title, request.provider, to_run=True)
     if program.disabled:
         raise ApiError(423, program.disabled_message or DISABLED_MESSAGE)
@@ -46,7 +53,14 @@ def run(
     if program.artifact is None or program.entrypoint is None or program.deployment_id is None:
         raise bad_request("This function is an image function; image functions cannot run on the Ray runner.")
     extras = RunExtras(channel=channel, instance=instance, function_size=request.function_size)
-    job = record_job(services, session, program, user, request.arguments, extras, retries_of(program, request.config))
+    retries = retries_of(program, request.config)
+    try:
+        job = record_job(services, session, program, user, request.arguments, extras, retries, claim)
+    except IntegrityError:
+        session.rollback()
+        if claim is None or (earlier := earlier_job(session, claim, request.arguments)) is None:
+            raise
+        return earlier  # the same key's request on another gateway committed first
     services.wake_dispatcher()
     return JobCreated(
         id=job.id,
@@ -93,6 +107,7 @@ def record_job(
     arguments: str,
     extras: RunExtras,
     retries: Retries,
+    claim: Claim | None = None,
 ) -> db.Job:
     """A new job waiting for its flow run. Its files come first: a recorded job always has them, and
     a request that dies before the commit leaves no job behind."""
@@ -100,6 +115,8 @@ def record_job(
     job.retries, job.retry_delay_seconds = retries.retries, retries.delay_seconds
     _write_files(services, program, job, token, arguments, extras)
     session.add(job)
+    if claim is not None:
+        session.add(claim.row(job.id))
     session.commit()
     return job
 

@@ -29,7 +29,7 @@ class Gateway:
     database: db.Database
 
     def call(self, method: str, path: str, token: str | None = TOKEN, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **kwargs.pop("headers", {})}
         return self.http.request(method, f"/api/v1{path}", headers=headers, **kwargs)
 
     def upload(
