@@ -1,4 +1,5 @@
 """`make run`: start what is missing of the stack, in the foreground, and stop all of it on Ctrl-C.
+A process that dies meanwhile is started again, after a pause that grows with each death in a row.
 
 Embedded defaults: a PostgreSQL server (the database of Prefect and of the gateway),
 a Prefect server, a local Ray head, local storage, the executor and the gateway, all
@@ -16,6 +17,7 @@ import sys
 import time
 import tomllib
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,28 @@ from deployments.postgres import EmbeddedPostgres
 
 BIN = Path(sys.executable).parent
 PROFILE = "qiskit-serverless"
+# A process that dies is restarted after FIRST_PAUSE, doubled for each death in a row up to
+# LONGEST_PAUSE; one that ran STABLE_SECONDS before dying starts the count again.
+FIRST_PAUSE, LONGEST_PAUSE, STABLE_SECONDS = 1.0, 60.0, 60.0
+
+
+@dataclass
+class Supervised:
+    """How a process of the stack was started, to start it the same way again."""
+
+    command: list[str]
+    env: dict[str, str]
+    popen: dict[str, Any]
+    started: float = 0.0
+    deaths: int = 0
+    restart_at: float | None = None
 
 
 class Stack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.supervised: dict[str, Supervised] = {}
         self.logs = settings.data_dir / "logs"
         self.prefect_login: str | None = None
         if settings.prefect_api_url is None:
@@ -38,18 +56,23 @@ class Stack:
         self.env = {**os.environ, **platform_env(settings)}
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None, **popen: Any) -> None:
+        self.supervised[name] = Supervised(command, env if env is not None else self.env, popen)
+        self.processes.append((name, self._start(name)))
+
+    def _start(self, name: str) -> subprocess.Popen[bytes]:
+        spec = self.supervised[name]
         self.logs.mkdir(parents=True, exist_ok=True)
-        log_file = open(self.logs / f"{name}.log", "ab")
-        process = subprocess.Popen(
-            command,
-            env=env if env is not None else self.env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            **popen,
-        )
-        self.processes.append((name, process))
+        spec.started, spec.restart_at = time.monotonic(), None
+        with open(self.logs / f"{name}.log", "ab") as log_file:
+            return subprocess.Popen(
+                spec.command,
+                env=spec.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                **spec.popen,
+            )
 
     def _wait(self, name: str, ready: object, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -139,13 +162,28 @@ class Stack:
                 process.wait()
 
     def watch(self) -> None:
-        """Block until Ctrl-C or until a process dies."""
+        """Block until Ctrl-C, starting again any process that dies (see FIRST_PAUSE)."""
         while True:
-            for name, process in self.processes:
-                if process.poll() is not None:
-                    print(f"{name} exited with {process.returncode}; see {self.logs / (name + '.log')}", flush=True)
-                    return
-            time.sleep(1)
+            for index, (name, process) in enumerate(self.processes):
+                if process.poll() is None:
+                    continue
+                spec, now = self.supervised[name], time.monotonic()
+                if spec.restart_at is None:
+                    spec.deaths = 1 if now - spec.started >= STABLE_SECONDS else spec.deaths + 1
+                    pause = min(LONGEST_PAUSE, FIRST_PAUSE * 2 ** (spec.deaths - 1))
+                    spec.restart_at = now + pause
+                    log = self.logs / f"{name}.log"
+                    print(
+                        f"{name} exited with {process.returncode}; see {log}. Restarting in {pause:.0f} s.", flush=True
+                    )
+                elif now >= spec.restart_at:
+                    try:
+                        os.killpg(process.pid, signal.SIGKILL)  # what it started (ray's raylet, …) goes too
+                    except ProcessLookupError:
+                        pass
+                    self.processes[index] = (name, self._start(name))
+                    print(f"{name} restarted.", flush=True)
+            time.sleep(0.5)
 
 
 def write_secret_once(path: Path, content: str) -> None:

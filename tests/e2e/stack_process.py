@@ -181,3 +181,16 @@ def extra_gateway(data_dir: Path, port: int, extra: dict[str, str] | None = None
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+def gateway_pid(url: str) -> int | None:
+    """The process of the gateway that answers at `url` (uvicorn's, found by its port)."""
+    port = url.rsplit(":", 1)[1].encode()
+    for process in Path("/proc").iterdir():
+        try:
+            command = (process / "cmdline").read_bytes().split(b"\0") if process.name.isdigit() else []
+        except OSError:
+            continue
+        if b"gateway.app:create_app" in command and port in command:
+            return int(process.name)
+    return None

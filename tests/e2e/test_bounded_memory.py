@@ -10,22 +10,15 @@ from pathlib import Path
 from types import TracebackType
 
 from conftest import TERMINAL, Stack, upload, wait_for
+from stack_process import gateway_pid
 
 MB = 1024 * 1024
 
 
-def gateway_pid(stack: Stack) -> int:
-    port = stack.url.rsplit(":", 1)[1].encode()
-    for process in Path("/proc").iterdir():
-        if not process.name.isdigit():
-            continue
-        try:
-            command = (process / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"gateway.app:create_app" in command and port in command:
-            return int(process.name)
-    raise AssertionError(f"no gateway process on port {port.decode()}")
+def peak_growth(stack: Stack) -> PeakGrowth:
+    pid = gateway_pid(stack.url)
+    assert pid is not None, "no gateway process"
+    return PeakGrowth(pid)
 
 
 def resident_bytes(pid: int) -> int:
@@ -78,7 +71,7 @@ def test_500_mb_without_a_token_get_401_and_cost_the_gateway_almost_nothing(stac
             if found and length is not None and len(body) >= int(length):
                 answered.set()
 
-    with PeakGrowth(gateway_pid(stack)) as memory, socket.create_connection((host, int(port)), timeout=60) as sock:
+    with peak_growth(stack) as memory, socket.create_connection((host, int(port)), timeout=60) as sock:
         reader = threading.Thread(target=read, args=(sock,), daemon=True)
         reader.start()
         sock.sendall(
@@ -110,7 +103,7 @@ def test_a_1_gb_result_is_streamed_in_bounded_memory(stack: Stack) -> None:
             handle.write(b"1," * (MB // 2))
         handle.write(b"1]")
     try:
-        with PeakGrowth(gateway_pid(stack)) as memory:
+        with peak_growth(stack) as memory:
             response = stack.get(f"/api/v1/jobs/{job.job_id}/result/", stream=True)
             assert response.status_code == 200
             received = sum(len(piece) for piece in response.iter_content(MB))
