@@ -54,6 +54,7 @@ bench: install $(WRK)
 	$(RUNTIME)/bin/python bench/jobs.py
 	$(RUNTIME)/bin/python bench/burst.py
 	$(VENV)/bin/python bench/files.py
+	$(VENV)/bin/python bench/hardening.py
 
 clean:
 	rm -rf $(VENV) $(RUNTIME) .data

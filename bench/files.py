@@ -22,7 +22,7 @@ import s3fs
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
-from stack_process import TEST_PORTS, moto_server, running_stack, stack_dir  # noqa: E402
+from stack_process import gateway_pid, moto_server, running_stack, stack_dir  # noqa: E402
 
 HEADERS = {"Authorization": "Bearer awesome_token"}
 BUCKET = "qs-bench"
@@ -55,18 +55,6 @@ class PeakRss:
         return self.peak - self.base
 
 
-def gateway_pid(port: str) -> int:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().replace(b"\x00", b" ").decode()
-            except OSError:
-                continue
-            if "uvicorn" in command and "gateway.app:create_app" in command and f"--port {port}" in command:
-                return int(entry.name)
-    raise RuntimeError("gateway process not found")
-
-
 def main() -> None:
     megabytes = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     payload = os.urandom(megabytes * 1024 * 1024)
@@ -92,7 +80,8 @@ def main() -> None:
                 timeout=60,
             ).raise_for_status()
             params = {"function": "bench-files"}
-            pid = gateway_pid(TEST_PORTS["QS_PORT"])
+            pid = gateway_pid(url)
+            assert pid is not None, "no gateway process"
             rss = PeakRss(pid)
 
             start = time.monotonic()
