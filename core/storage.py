@@ -17,7 +17,6 @@ from typing import IO, Any, cast
 import fsspec
 from fsspec import AbstractFileSystem
 from fsspec.asyn import AsyncFileSystem, sync
-from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from core.layout import PART_PREFIX
 
@@ -107,7 +106,7 @@ class Storage:
             return LocalWriter(local)
         return Writer(self.fs.open(self.path(key), "wb", block_size=WRITE_BLOCK, autocommit=False))
 
-    def put_file(self, key: str, source: IO[bytes]) -> int:
+    def put_file(self, key: str, source: IO[bytes], progress: Callable[[int], None] | None = None) -> int:
         """Stream a file object into storage; returns the bytes written."""
         writer = self.open_writer(key)
         written = 0
@@ -115,6 +114,8 @@ class Storage:
             while chunk := source.read(1024 * 1024):
                 writer.write(chunk)
                 written += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
             writer.commit()
         except BaseException:
             writer.discard()
@@ -175,22 +176,18 @@ class Storage:
         self.fs.get_file(self.path(key), str(target))
 
     def upload(self, source: Path, key: str, progress: Callable[[int], None] | None = None) -> None:
-        """Copy a local file to the key; `progress` hears of the bytes sent as they go."""
-        self._make_parent(key)
-        self.fs.put_file(str(source), self.path(key), callback=_Progress(progress) if progress else DEFAULT_CALLBACK)
+        """Copy a local file to the key. With `progress`, it is streamed in blocks and told of each
+        (fsspec's own copy of a file under 100 MiB is one request, silent until done)."""
+        if progress is None:
+            self._make_parent(key)
+            self.fs.put_file(str(source), self.path(key))
+            return
+        with open(source, "rb") as handle:
+            self.put_file(key, handle, progress)
 
     def ping(self) -> None:
         """Raise when the storage root cannot be reached (on object stores: its bucket)."""
         self.fs.ls(self.root if self.is_local else self.root.split("/", 1)[0], detail=False)
-
-
-class _Progress(Callback):  # type: ignore[misc]  # fsspec is untyped
-    def __init__(self, report: Callable[[int], None]) -> None:
-        super().__init__()
-        self.report = report
-
-    def relative_update(self, inc: int = 1) -> None:
-        self.report(inc)
 
 
 def _prefetched(fs: AbstractFileSystem, path: str) -> Iterator[bytes]:

@@ -46,7 +46,7 @@ class Supervised:
 class Stack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}  # in start order
         self.supervised: dict[str, Supervised] = {}
         self.logs = settings.data_dir / "logs"
         self.prefect_login: str | None = None
@@ -57,14 +57,14 @@ class Stack:
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None, **popen: Any) -> None:
         self.supervised[name] = Supervised(command, env if env is not None else self.env, popen)
-        self.processes.append((name, self._start(name)))
+        self._start(name)
 
-    def _start(self, name: str) -> subprocess.Popen[bytes]:
+    def _start(self, name: str) -> None:
         spec = self.supervised[name]
         self.logs.mkdir(parents=True, exist_ok=True)
         spec.started, spec.restart_at = time.monotonic(), None
         with open(self.logs / f"{name}.log", "ab") as log_file:
-            return subprocess.Popen(
+            self.processes[name] = subprocess.Popen(
                 spec.command,
                 env=spec.env,
                 stdout=log_file,
@@ -76,7 +76,7 @@ class Stack:
 
     def _wait(self, name: str, ready: object, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        process = dict(self.processes).get(name)
+        process = self.processes.get(name)
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
                 raise RuntimeError(f"{name} exited with {process.returncode}; see {self.logs / (name + '.log')}")
@@ -150,25 +150,25 @@ class Stack:
         self._wait("gateway", lambda: _http_ok(f"http://{settings.host}:{settings.port}/readiness"), 120)
 
     def stop(self) -> None:
-        for _, process in reversed(self.processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+        for process in reversed(self.processes.values()):
+            _kill_group(process, signal.SIGTERM)  # a leader that died may have left its group behind
         deadline = time.monotonic() + 15
-        for _, process in reversed(self.processes):
+        for process in reversed(self.processes.values()):
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                _kill_group(process, signal.SIGKILL)
                 process.wait()
 
     def watch(self) -> None:
         """Block until Ctrl-C, starting again any process that dies (see FIRST_PAUSE)."""
         while True:
-            for index, (name, process) in enumerate(self.processes):
+            for name, process in list(self.processes.items()):
                 if process.poll() is None:
                     continue
                 spec, now = self.supervised[name], time.monotonic()
                 if spec.restart_at is None:
+                    _kill_group(process, signal.SIGKILL)  # what it started (ray's raylet, …) goes with it
                     spec.deaths = 1 if now - spec.started >= STABLE_SECONDS else spec.deaths + 1
                     pause = min(LONGEST_PAUSE, FIRST_PAUSE * 2 ** (spec.deaths - 1))
                     spec.restart_at = now + pause
@@ -177,13 +177,16 @@ class Stack:
                         f"{name} exited with {process.returncode}; see {log}. Restarting in {pause:.0f} s.", flush=True
                     )
                 elif now >= spec.restart_at:
-                    try:
-                        os.killpg(process.pid, signal.SIGKILL)  # what it started (ray's raylet, …) goes too
-                    except ProcessLookupError:
-                        pass
-                    self.processes[index] = (name, self._start(name))
+                    self._start(name)
                     print(f"{name} restarted.", flush=True)
             time.sleep(0.5)
+
+
+def _kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def write_secret_once(path: Path, content: str) -> None:

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -72,8 +73,8 @@ class Launched:
         # A handle on this very process: it cannot be confused with a later one that reuses the pid.
         try:
             self.pidfd: int | None = os.pidfd_open(pid)
-        except ProcessLookupError:
-            self.pidfd = None  # it has ended already
+        except OSError:
+            self.pidfd = None  # it has ended already (or no descriptor is left: followed by its pid)
 
     def wait(self) -> int:
         try:
@@ -89,7 +90,20 @@ class Launched:
             ready, _, _ = select.select([self.pidfd], [], [], seconds)
             if not ready:
                 return None
+        elif _alive(self.pid):
+            time.sleep(seconds)
+            return None
         return self.wait()  # reaped by the launcher, which sends its exit code next
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, as the job's own user
+    return True
 
 
 def ended_within(process: Program, seconds: float) -> int | None:

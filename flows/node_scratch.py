@@ -29,16 +29,20 @@ def held(folder: Path) -> Iterator[Path]:
         yield folder
 
 
-def _left_behind(folder: Path, stale_before: float) -> bool:
-    """A job folder no task holds (its task died: killed outright, node restarted) and not new."""
+def _remove_if_left_behind(folder: Path, stale_before: float) -> int | None:
+    """Remove a job folder no task holds (its task died: killed outright, node restarted) that is
+    not new; the bytes it held, None when kept. Removed under the lock: a retry of its job on this
+    node waits for it."""
     if not JOB_FOLDER.match(folder.name) or folder.stat().st_mtime >= stale_before:
-        return False
+        return None
     with open(folder / HELD, "a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return False
-    return True
+            return None
+        size = tree_bytes(folder)
+        shutil.rmtree(folder)
+        return size
 
 
 def clear_node(scratch: Path, stale_before: float, envs_unused_since: float | None) -> dict[str, Any]:
@@ -47,9 +51,7 @@ def clear_node(scratch: Path, stale_before: float, envs_unused_since: float | No
     if scratch.is_dir():
         for folder in scratch.iterdir():
             try:
-                if _left_behind(folder, stale_before):
-                    size = tree_bytes(folder)
-                    shutil.rmtree(folder)
+                if (size := _remove_if_left_behind(folder, stale_before)) is not None:
                     folders, freed = folders + 1, freed + size
             except FileNotFoundError:
                 continue  # its task ended meanwhile and removed it

@@ -253,7 +253,9 @@ def _run(
     storage.download(spec.artifact_key, tar_path)
     extract_artifact(tar_path, artifact_dir)
     tar_path.unlink()
+    _unless_stopped(stop)
     packages = install_dependencies(spec, runtime, sink)
+    _unless_stopped(stop)
 
     areas = [DataArea.of_job(storage, spec, workdir / "data")]
     if spec.provider_area is not None:
@@ -265,8 +267,7 @@ def _run(
     function_dir = function_data[0] if function_data else None
     confinement = Confinement(runtime, workdir, artifact_dir, data_dir, function_dir) if runtime.sandbox else None
     env = program_environment(spec, data_dir, runtime, packages, function_dir, attempt)
-    if stop.is_set():
-        raise KeyboardInterrupt  # stopped while it was being prepared: it never starts
+    _unless_stopped(stop)
     with dependencies_in_use(packages):
         process = start_program(spec, artifact_dir, env, runtime, packages, confinement)
         output = cast(io.BufferedReader, process.stdout)
@@ -284,6 +285,11 @@ def _run(
             _pump(output, sink)
             if isinstance(reason, RunTimeExceeded):
                 sink.write(f"{run_time_exceeded(runtime.max_run_seconds)}\n".encode())
+        except BaseException:
+            _end(process)  # whatever failed here (a full disk), the program does not outlive its task
+            raise
+        finally:
+            output.close()
     refused = refuse_oversized_result(data_dir / "results" / f"{spec.job_id}.json", runtime.max_result_bytes)
     if refused is not None:
         sink.write(f"{refused}\n".encode())
@@ -385,6 +391,12 @@ def copy_back_heartbeat(storage: Storage, job_id: str, every: float) -> Iterator
             storage.delete(key)
         except Exception:  # the key only matters while a stop waits; the job folder goes with the job
             pass
+
+
+def _unless_stopped(stop: threading.Event) -> None:
+    """Between the steps that prepare a job: stopped meanwhile, it goes no further (never starts)."""
+    if stop.is_set():
+        raise KeyboardInterrupt
 
 
 def _end(process: Program) -> int:

@@ -34,6 +34,7 @@ from prefect.context import TaskRunContext
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 FIRST_WAIT, LONGEST_WAIT = 0.2, 5.0  # poll fast while a job is young, then back off
 LOG_TAIL_BYTES = 4000
+UNREACHABLE_SECONDS = 120.0
 
 
 class ProgramRunCancelled(RuntimeError):
@@ -68,8 +69,13 @@ def run_program(
         logger.info("job %s of %s submitted", job_id, title)
         try:
             status = follow(api, job_id, timeout, _flow_run_cancelled(TaskRunContext.get()))
-        except BaseException:
+        except (ProgramRunCancelled, TimeoutError):
             _give_up(api, job_id, logger)  # nobody would collect it
+            raise
+        except Exception:
+            raise  # the platform could not be asked: the job may well run on
+        except BaseException:
+            _give_up(api, job_id, logger)  # interrupted, or its process terminated
             raise
         if status != "SUCCEEDED":
             logs = str(_ok(api.get(f"/jobs/{job_id}/logs/"))["logs"])
@@ -87,7 +93,7 @@ def follow(
     """Wait for the job's end, polling quickly at first and less often as it runs on; its status."""
     deadline = None if timeout is None else time.monotonic() + timeout
     wait = FIRST_WAIT
-    while (status := str(_ok(api.get(f"/jobs/{job_id}/"))["status"])) not in TERMINAL:
+    while (status := _status(api, job_id)) not in TERMINAL:
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} still {status} after {timeout} s")
         if cancelled():
@@ -95,6 +101,22 @@ def follow(
         time.sleep(wait)
         wait = min(LONGEST_WAIT, wait * 1.5)
     return status
+
+
+def _status(api: httpx.Client, job_id: str) -> str:
+    """The job's status; a gateway that cannot answer for a while (restarting, behind a load
+    balancer that moves) is asked again, for up to UNREACHABLE_SECONDS."""
+    deadline = time.monotonic() + UNREACHABLE_SECONDS
+    while True:
+        try:
+            response = api.get(f"/jobs/{job_id}/")
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if response.status_code < 500 or time.monotonic() > deadline:
+                return str(_ok(response)["status"])
+        time.sleep(1)
 
 
 def _flow_run_cancelled(context: TaskRunContext | None) -> Callable[[], bool]:
@@ -106,8 +128,11 @@ def _flow_run_cancelled(context: TaskRunContext | None) -> Callable[[], bool]:
         return lambda: False
 
     def cancelled() -> bool:
-        with get_client(sync_client=True) as client:
-            state = client.read_flow_run(flow_run_id).state
+        try:
+            with get_client(sync_client=True) as client:
+                state = client.read_flow_run(flow_run_id).state
+        except Exception:
+            return False  # Prefect could not say: asked again at the next poll
         return state is not None and state.type in (StateType.CANCELLING, StateType.CANCELLED)
 
     return cancelled

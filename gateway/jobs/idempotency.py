@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session
 
 from gateway import db
@@ -33,16 +33,20 @@ class Claim:
     def of(cls, author: str, key: str, request: RunRequest) -> Claim:
         return cls(author, key, hashlib.sha256(request.model_dump_json().encode()).hexdigest())
 
-    def row(self, job_id: str) -> db.Submission:
-        return db.Submission(author=self.author, key=self.key, fingerprint=self.fingerprint, job_id=job_id)
+    def take(self, session: Session, job_id: str) -> None:
+        """Tie the key to the job in the job's own transaction (a key past its 24 h is replaced).
+        Done last before the commit: on SQLite a write holds the database until then."""
+        session.execute(delete(db.Submission).where(*self.mine(), db.Submission.created < db.utcnow() - KEPT))
+        session.add(db.Submission(author=self.author, key=self.key, fingerprint=self.fingerprint, job_id=job_id))
+
+    def mine(self) -> tuple[ColumnElement[bool], ...]:
+        return (db.Submission.author == self.author, db.Submission.key == self.key)
 
 
 def earlier_job(session: Session, claim: Claim, arguments: str) -> JobCreated | None:
     """The job this key made within 24 h, answered as its run was (409 for another request's key)."""
-    cutoff = db.utcnow() - KEPT
-    mine = (db.Submission.author == claim.author, db.Submission.key == claim.key)
-    session.execute(delete(db.Submission).where(*mine, db.Submission.created < cutoff))
-    found = session.scalars(select(db.Submission).where(*mine)).first()
+    recent = db.Submission.created >= db.utcnow() - KEPT
+    found = session.scalars(select(db.Submission).where(*claim.mine(), recent)).first()
     if found is None:
         return None
     if found.fingerprint != claim.fingerprint:

@@ -57,7 +57,6 @@ def run(
     try:
         job = record_job(services, session, program, user, request.arguments, extras, retries, claim)
     except IntegrityError:
-        session.rollback()
         if claim is None or (earlier := earlier_job(session, claim, request.arguments)) is None:
             raise
         return earlier  # the same key's request on another gateway committed first
@@ -116,8 +115,15 @@ def record_job(
     _write_files(services, program, job, token, arguments, extras)
     session.add(job)
     if claim is not None:
-        session.add(claim.row(job.id))
-    session.commit()
+        claim.take(session, job.id)
+    try:
+        session.commit()
+    except IntegrityError:  # its key was taken meanwhile, by a request on another gateway
+        session.rollback()
+        area = layout.job_area(job.author, program.provider, program.title)
+        for key in (layout.job_folder(job.id), layout.arguments_file(area, job.id)):
+            services.storage.delete(key)
+        raise
     return job
 
 

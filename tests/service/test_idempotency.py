@@ -77,3 +77,5 @@ def test_a_race_lost_at_commit_answers_with_the_winners_job(gateway: Gateway, mo
     loser = run(gateway, "order-5")
     assert loser["http"] == 200 and loser["id"] == winner["id"]
     assert jobs(gateway) == 1
+    assert len(gateway.storage.fs.ls(gateway.storage.path("jobs"))) == 1, "the loser's files are gone"
+    assert len(gateway.storage.fs.ls(gateway.storage.path("users/mockuser/arguments"))) == 1

@@ -169,20 +169,34 @@ def test_a_program_that_closes_its_output_is_still_held_to_its_run_time() -> Non
 
 
 def test_the_copy_back_heartbeat_follows_the_bytes_moved_and_is_gone_after(tmp_path: Path) -> None:
-    storage = Storage(f"memory://qs-{uuid.uuid4().hex}")
+    storage = SlowStorage()
+    beats: list[bytes] = []
     key = layout.job_copy_back("job-1")
+    real_put = storage.put_bytes
+
+    def put_bytes(written: str, data: bytes) -> None:
+        if written == key:
+            beats.append(data)
+        real_put(written, data)
+
+    storage.put_bytes = put_bytes  # type: ignore[method-assign]
     source = tmp_path / "big.bin"
-    source.write_bytes(b"x" * 300_000)
+    source.write_bytes(b"x" * 3_000_000)
     with copy_back_heartbeat(storage, "job-1", every=0.02) as progress:
         storage.upload(source, "users/alice/big.bin", progress)
-        time.sleep(0.1)
-        assert storage.get_bytes(key) == b"300000"
-        time.sleep(0.1)
-        assert storage.get_bytes(key) == b"300000", "no progress, no new beat"
+        time.sleep(0.2)
+        assert storage.get_bytes(key) == b"3000000"
+        assert beats[-1] == b"3000000"
+        quiet = len(beats)
+        time.sleep(0.2)
+        assert len(beats) == quiet, "no progress, no new beat"
         progress(1)
         time.sleep(0.1)
-        assert storage.get_bytes(key) == b"300001"
+        assert storage.get_bytes(key) == b"3000001"
     assert not storage.exists(key)
+    told: list[int] = []
+    storage.upload(source, "users/alice/again.bin", told.append)
+    assert told == [1024 * 1024, 1024 * 1024, 3_000_000 - 2 * 1024 * 1024], "each block as it goes, not once at the end"
 
 
 def test_a_stop_before_the_program_starts_means_it_never_does(tmp_path: Path) -> None:
