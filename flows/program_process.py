@@ -365,9 +365,13 @@ class Progress:
 def copy_back_heartbeat(storage: Storage, job_id: str, every: float) -> Iterator[Progress]:
     """Publish the copy-back's progress under the job's copy-back key while it changes:
     flows/cancellation.py does not kill a stopped job's task while it moves, and does once it
-    stalls. The key is written only on change, at most every `every` seconds."""
-    key = layout.job_copy_back(job_id)
+    stalls. The key is written only on change, at most every `every` seconds. On a local disk
+    there is no copy-back (the data area is the storage itself), so nothing is published."""
     progress = Progress()
+    if storage.is_local:
+        yield progress
+        return
+    key = layout.job_copy_back(job_id)
     done = threading.Event()
 
     def beat() -> None:

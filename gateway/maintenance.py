@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,26 +38,29 @@ def deployment_name(settings: Settings) -> str:
     return f"{settings.work_pool}-maintenance"
 
 
+@contextmanager
+def gateway_store(settings: Settings) -> Iterator[Database]:
+    """The gateway's database for one task of the run (its own engine, closed after)."""
+    database = Database(settings.db_url)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
 @task(name="remove-expired-job-data", cache_policy=NO_CACHE, persist_result=False)
 def remove_expired_job_data(finished_before: datetime) -> retention.Removed:
     settings = Settings()
-    database = Database(settings.db_url)
-    try:
+    with gateway_store(settings) as database:
         return retention.remove_expired(database, location_from_settings(settings).storage(), finished_before)
-    finally:
-        database.dispose()
 
 
 @task(name="forget-expired-idempotency-keys", cache_policy=NO_CACHE, persist_result=False)
 def forget_expired_idempotency_keys() -> int:
-    database = Database(Settings().db_url)
-    try:
-        with database.session() as session:
-            forgotten = idempotency.forget_expired(session)
-            session.commit()
+    with gateway_store(Settings()) as database, database.session() as session:
+        forgotten = idempotency.forget_expired(session)
+        session.commit()
         return forgotten
-    finally:
-        database.dispose()
 
 
 @task(name="clear-ray-nodes", cache_policy=NO_CACHE, persist_result=False)

@@ -135,6 +135,14 @@ def upload(client: ServerlessClient, title: str, program_dir: str, entrypoint: s
     return function
 
 
+def wait_for_log(job, text: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    """Until the job's log shows `text` (the program reached that point)."""
+    deadline = time.monotonic() + timeout
+    while text not in (job.logs() or ""):
+        assert time.monotonic() < deadline, job.status()
+        time.sleep(0.1)
+
+
 def wait_for(job, statuses: set[str], timeout: float = 120) -> str:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

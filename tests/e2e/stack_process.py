@@ -67,11 +67,8 @@ def running_stack(
         while True:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("stack did not become ready:\n" + output.read_text())
-            try:
-                if requests.get(f"{url}/readiness/", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
+            if ready(url):
+                break
             time.sleep(0.5)
         yield url
     finally:
@@ -194,3 +191,11 @@ def gateway_pid(url: str) -> int | None:
         if b"gateway.app:create_app" in command and port in command:
             return int(process.name)
     return None
+
+
+def ready(url: str) -> bool:
+    """Whether the gateway at `url` answers its readiness probe with 200."""
+    try:
+        return requests.get(f"{url}/readiness/", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from conftest import MAX_FILE_BYTES, PROGRAMS, TERMINAL, Stack, upload, wait_for
+from conftest import MAX_FILE_BYTES, PROGRAMS, TERMINAL, Stack, upload, wait_for, wait_for_log
 from qiskit_serverless import QiskitFunction
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
@@ -83,10 +82,7 @@ def test_a_stopped_job_keeps_what_it_wrote(any_stack: Stack, tmp_path: Path) -> 
     client = any_stack.client()
     function = upload(client, "interrupted", "interrupted")
     job = function.run()
-    deadline = time.monotonic() + 60
-    while "file written" not in (job.logs() or ""):
-        assert time.monotonic() < deadline, job.status()
-        time.sleep(0.2)
+    wait_for_log(job, "file written")
     job.stop()
     assert wait_for(job, TERMINAL) == "CANCELED"
     assert "partial.txt" in client.files(function)
@@ -181,10 +177,7 @@ def test_a_late_stop_keeps_every_file_and_the_kill_waits_for_the_copy_back(s3_st
     client = s3_stack.client("many_files_token")
     function = upload(client, "many-files", "many_files")
     job = function.run()
-    deadline = time.monotonic() + 60
-    while "files written" not in (job.logs() or ""):
-        assert time.monotonic() < deadline, job.status()
-        time.sleep(0.1)
+    wait_for_log(job, "files written")
     job.stop()
     assert wait_for(job, TERMINAL) in {"CANCELED", "DONE"}
     files = [name for name in client.files(function) if name.startswith("many-")]

@@ -7,9 +7,8 @@ import os
 import signal
 import time
 
-import requests
 from conftest import Stack
-from stack_process import gateway_pid
+from stack_process import gateway_pid, ready
 
 
 def test_a_killed_gateway_is_started_again(stack: Stack) -> None:
@@ -17,13 +16,8 @@ def test_a_killed_gateway_is_started_again(stack: Stack) -> None:
     assert killed is not None
     os.kill(killed, signal.SIGKILL)
     deadline = time.monotonic() + 120
-    while True:
+    while not ready(stack.url):
         assert time.monotonic() < deadline, (stack.data_dir / "stack.out").read_text()[-3000:]
-        try:
-            if requests.get(f"{stack.url}/readiness/", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
         time.sleep(0.5)
     assert gateway_pid(stack.url) not in (None, killed)
     assert "gateway restarted." in (stack.data_dir / "stack.out").read_text()
