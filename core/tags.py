@@ -7,6 +7,10 @@ from collections.abc import Iterable
 
 USER_TAG = "user:"
 JOB_TAG = "job:"
+# A flow run a program made (a flow inside it): whose job it belongs to. Never a job's run itself.
+IN_JOB_TAG = "in-job:"
+# Tags only the platform gives: a program's runs may not carry them (the gateway maps runs by them).
+RESERVED_TAGS = (USER_TAG, JOB_TAG, IN_JOB_TAG, "program:", "provider:")
 
 
 def user_tag(user: str) -> str:
@@ -15,6 +19,14 @@ def user_tag(user: str) -> str:
 
 def job_tag(job_id: str) -> str:
     return f"{JOB_TAG}{job_id}"
+
+
+def in_job_tag(job_id: str) -> str:
+    return f"{IN_JOB_TAG}{job_id}"
+
+
+def unreserved(tags: Iterable[str]) -> list[str]:
+    return [tag for tag in tags if isinstance(tag, str) and not tag.startswith(RESERVED_TAGS)]
 
 
 def _value(tags: Iterable[str], prefix: str) -> str | None:

@@ -22,6 +22,8 @@ from gateway.jobs.routes import router as jobs_router
 from gateway.jobs.status_feed import StatusFeed
 from gateway.openapi import build as build_openapi
 from gateway.orchestrator import PrefectOrchestrator
+from gateway.prefect_api.relay import PrefectRelay
+from gateway.prefect_api.routes import router as prefect_api_router
 from gateway.programs.routes import router as programs_router
 from gateway.request_gate import BodyCaps, RequestGate
 from gateway.system.routes import router as system_router
@@ -46,8 +48,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         with get_client(sync_client=True) as client:
             orchestrator = PrefectOrchestrator(client, settings)
             orchestrator.ensure_work_pool()
+            relay = PrefectRelay.from_prefect_settings(settings.prefect_url)
             built = Services(
-                settings=settings, database=database, storage=location.storage(), orchestrator=orchestrator
+                settings=settings,
+                database=database,
+                storage=location.storage(),
+                orchestrator=orchestrator,
+                prefect_relay=relay,
             )
             dispatcher = Dispatcher(built)
             built.wake_dispatcher = dispatcher.wake.set
@@ -58,6 +65,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             yield
             for worker in workers:
                 worker.stop()
+            await relay.close()
         database.dispose()
 
     app = FastAPI(
@@ -77,6 +85,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     api.include_router(jobs_router)
     api.include_router(files_router)
     api.include_router(system_router)
+    api.include_router(prefect_api_router)
     app.include_router(api)
     app.include_router(system_router, responses=ERROR_RESPONSES)
     app.add_middleware(RequestGate, caps=BodyCaps.of(settings))

@@ -9,6 +9,7 @@ is further confined to its own job (see `job_principal`).
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -46,8 +47,22 @@ bearer = BearerHeader(
 def _bearer(authorization: str | None) -> str:
     if not authorization or not authorization.strip():
         raise ApiError(401, "Authentication credentials were not provided.")
+    scheme, _, credentials = authorization.strip().rpartition(" ")
+    if scheme.lower() == "basic":
+        return basic_password(credentials)
     # Like the reference gateway: the token is the text after the last space.
-    return authorization.strip().rsplit(" ", 1)[-1]
+    return credentials
+
+
+def basic_password(credentials: str) -> str:
+    """The token in HTTP Basic credentials `base64(<any name>:<token>)`: how a program's Prefect client,
+    configured with `PREFECT_API_AUTH_STRING=job:<token>`, presents its job's token. Anything else
+    after `Basic` is taken as the token itself, as before."""
+    try:
+        name, colon, token = base64.b64decode(credentials, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return credentials
+    return token if colon and name else credentials
 
 
 async def authenticate(

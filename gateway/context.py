@@ -15,6 +15,7 @@ from core.settings import Settings
 from core.storage import Storage
 from gateway.db import Database
 from gateway.orchestrator import Orchestrator
+from gateway.prefect_api.relay import PrefectRelay
 from gateway.read_cache import ReadCache
 
 
@@ -27,6 +28,8 @@ class Services:
     # Called once a job is recorded: the app points it at its dispatcher (gateway/jobs/dispatch.py).
     wake_dispatcher: Callable[[], None] = field(default=lambda: None)
     reads: ReadCache = field(default_factory=ReadCache)
+    # The Prefect API of running programs (gateway/prefect_api/); None where no Prefect server is behind.
+    prefect_relay: PrefectRelay | None = None
 
     def ray_alive(self) -> bool:
         """The Ray GCS accepts connections (the gateway is no Ray driver)."""

@@ -54,6 +54,8 @@ class BodyCaps:
             return self.artifact
         if path.endswith(("/programs/run", "/programs/validate_arguments", "/schedules")):
             return self.arguments
+        if path.startswith("/api/v1/prefect/"):
+            return self.arguments  # a program's flow run carries its parameters, as a run request does
         if path.startswith("/api/v1/jobs/") and path.endswith("/result"):
             return self.result  # the legacy save_result of clients up to 0.32
         return SMALL_BODY

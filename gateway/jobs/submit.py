@@ -216,6 +216,14 @@ def job_environment(
         "ENV_JOB_COMPUTE_PROFILE": "",
         "QS_OT_PROGRAM_NAME": program.title,
         "QISKIT_IBM_RUNTIME_CUSTOM_CLIENT_APP_HEADER": f"middleware_job_id/{job_id}",
+        # A flow in the program records its runs through the gateway, as its job (gateway/prefect_api/).
+        "PREFECT_API_URL": f"{services.settings.gateway_url}/api/v1/prefect",
+        "PREFECT_API_AUTH_STRING": f"job:{token}",
+        # Log batches fit the gateway's body cap for that API, and leave often: the program's own Ray
+        # is shut down as its flow ends, and a task's worker sends what it logged only until then.
+        "PREFECT_LOGGING_TO_API_BATCH_SIZE": "900000",
+        "PREFECT_LOGGING_TO_API_MAX_LOG_SIZE": "100000",
+        "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.25",
     }
     if extras.instance:
         env["ENV_JOB_GATEWAY_INSTANCE"] = extras.instance

@@ -1,0 +1,46 @@
+"""The flow runs a program made (flows it called, recorded through the gateway's Prefect API for
+programs with the tag `in-job:<job id>`) end with its job.
+
+A program that is stopped or fails in the middle of a flow never reports that flow's end; without
+this, the Prefect UI would show it running forever. Those runs, and the task runs that show them in
+the job's flow run, end Cancelled (a stop) or Crashed.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.states import Cancelled, Crashed, State
+
+from core.tags import in_job_tag
+
+FINAL = [StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED]
+ENDED_WITH_JOB = "The job's program ended before this flow run did."
+MOST = 200  # a program that left more unfinished flow runs than this has the rest left as they are
+
+
+def end_program_flows(job_id: str, job_run_id: str, stopped: bool) -> int:
+    """End the job's unfinished program flow runs; how many there were."""
+    unfinished = FlowRunFilter(
+        tags=FlowRunFilterTags(all_=[in_job_tag(job_id)]),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=FINAL)),
+    )
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=unfinished, limit=MOST)
+        for run in runs:
+            ended: State = Cancelled(message=ENDED_WITH_JOB) if stopped else Crashed(message=ENDED_WITH_JOB)
+            client.set_flow_run_state(run.id, ended, force=True)
+            if run.parent_task_run_id is None:
+                continue
+            parent = client.read_task_run(run.parent_task_run_id)
+            if parent.flow_run_id == UUID(job_run_id):  # shown in the job's run: it ends the same way
+                client.set_task_run_state(parent.id, ended.model_copy(), force=True)
+    return len(runs)
