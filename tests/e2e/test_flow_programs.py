@@ -44,21 +44,28 @@ def test_a_flow_program_runs_its_tasks_on_ray_nested_in_its_job(stack: Stack, cl
     assert all(len(task["worker"]) == 56 for task in tasks), tasks  # Ray worker ids (28 bytes, hex)
     assert result["retried"]["attempts"] == 2, "retries=1: the failed first attempt is retried"
     assert all(depth["depth"] > 0 for depth in result["depths"])
+    assert result["cache"] == ["Completed", "Cached", 49], "the second call of the cached task is not run"
 
-    # In Prefect: the program's flow run sits inside the job's flow run, with its three task runs.
+    # In Prefect: the program's flow run sits inside the job's flow run, with its task runs.
     nested = prefect(stack, f"flow_runs/{result['flow_run_id']}")
     assert nested["state_type"] == "COMPLETED"
     assert f"in-job:{job.job_id}" in nested["tags"]
     placeholder = prefect(stack, f"task_runs/{nested['parent_task_run_id']}")
     assert placeholder["flow_run_id"] == stack.flow_run_of(job.job_id)["id"]
     assert placeholder["state_type"] == "COMPLETED"
-    expected = sorted((task["task_run_id"], "COMPLETED") for task in tasks)
+    reporting = {task["task_run_id"] for task in tasks}
     of_nested = {"task_runs": {"flow_run_id": {"any_": [nested["id"]]}}}
 
     def task_runs() -> list[tuple[str, str]]:  # recorded from their events, a moment after they happen
-        return sorted((run["id"], run["state_type"]) for run in prefect(stack, "task_runs/filter", of_nested))
+        return sorted((run["name"].rsplit("-", 1)[0], run["state_name"]) for run in recorded())
 
+    def recorded() -> list[dict[str, Any]]:
+        return list(prefect(stack, "task_runs/filter", of_nested))
+
+    expected = [("circuit_depth", "Completed")] * 2 + [("second_try", "Completed"), ("square", "Cached")]
+    expected = sorted([*expected, ("square", "Completed")])
     assert wait_until(lambda: task_runs() == expected), task_runs()
+    assert reporting <= {run["id"] for run in recorded()}
     logs = prefect(stack, "logs/filter", {"logs": {"flow_run_id": {"any_": [nested["id"]]}}})
     assert any("ran on Ray worker" in entry["message"] for entry in logs), logs
     assert "Finished in state Completed()" in job.logs()
