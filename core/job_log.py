@@ -9,6 +9,14 @@ def run_time_exceeded(seconds: int) -> str:
     return f"Job stopped: it reached the maximum run time of {seconds} s."
 
 
+def executor_shut_down(drain_seconds: int | None) -> str:
+    """Why a job was stopped by its executor's shutdown: at once (SIGINT), or still running when the
+    drain that SIGTERM starts ran out."""
+    if drain_seconds is None:
+        return "Job stopped: its executor was shut down."
+    return f"Job stopped: its executor was shut down and the job did not end within {drain_seconds} s."
+
+
 # Line prefixes of a provider program's output: [PUBLIC] lines are the user's, [PRIVATE] ones the provider's.
 PUBLIC = "[public]"
 PRIVATE = "[private]"

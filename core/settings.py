@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     logs_size_limit: int = Field(default=50 * 1024 * 1024, description="Bytes of job log kept (the tail).")
     prefect_log_lines: int = Field(default=10_000, description="Program output lines copied to the Prefect UI per job.")
     stop_wait_seconds: float = Field(default=5.0, description="How long /stop/ waits for the job to be STOPPED.")
+    executor_drain_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="On SIGTERM the executor takes no more runs and lets its running jobs end for up to this long; "
+        "those still running then are stopped. SIGINT stops them at once.",
+    )
     stop_grace_seconds: float = Field(
         default=10.0,
         gt=0,

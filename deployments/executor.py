@@ -40,7 +40,7 @@ from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.flow_engine import run_flow
 from prefect.states import Cancelled, Crashed, Pending, Scheduled
 
-from core.job_log import STOPPED_MESSAGE
+from core.job_log import STOPPED_MESSAGE, executor_shut_down
 from core.settings import Settings, platform_env
 from core.work_pool import ensure_work_pool
 from flows import cancellation, node
@@ -88,6 +88,8 @@ class Executor:
         self.active: set[str] = set()
         self.lock = threading.Lock()
         self.stopping = asyncio.Event()
+        self.draining = asyncio.Event()  # SIGTERM: no more runs taken; stopping once the running ones end
+        self.shutdown_reason = executor_shut_down(None)
         self.wake = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop
         self.background: set[asyncio.Task[None]] = set()
@@ -139,7 +141,7 @@ class Executor:
         wakes this loop at once; several wakes during one ask make one more ask, not many.
         A run coming due before the next ask (a schedule's) sets the wake-up to its time.
         """
-        while not self.stopping.is_set():
+        while not self.draining.is_set() and not self.stopping.is_set():
             self.wake.clear()
             pause = POLL_SECONDS
             try:
@@ -164,7 +166,7 @@ class Executor:
         """Take a due run (Pending is the lock between executors) and start it."""
         key = str(flow_run.id)
         with self.lock:
-            if key in self.active:
+            if key in self.active or self.draining.is_set():
                 return
             self.active.add(key)
         if flow_run.run_count > 0:
@@ -314,13 +316,33 @@ class Executor:
         with get_client(sync_client=True) as client:
             ensure_work_pool(client, self.settings.work_pool)
 
+    def stop_now(self) -> None:
+        """SIGINT: stop the running jobs (each keeps what its program wrote) and exit."""
+        self.stopping.set()
+
+    def drain(self) -> None:
+        """SIGTERM: take no more runs, let the running ones end (QS_EXECUTOR_DRAIN_SECONDS at most),
+        then exit; another executor, or this one started again, takes the runs that wait."""
+        if not self.draining.is_set():
+            self.draining.set()
+            log.info("draining: no more runs taken; %d running", len(self.active))
+            self.spawn(self._drained())
+
+    async def _drained(self) -> None:
+        deadline = self.loop.time() + self.settings.executor_drain_seconds
+        while self.active and self.loop.time() < deadline:
+            await self.pause(0.2)
+        self.shutdown_reason = executor_shut_down(self.settings.executor_drain_seconds)
+        self.stopping.set()
+
     async def serve(self) -> None:
         self.loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self.loop.add_signal_handler(sig, self.stopping.set)
         await asyncio.to_thread(self._ensure_work_pool)
         await self.recover()
         self.connect_ray()
+        # Installed after ray.init, which puts in its own SIGTERM handler (it aborts the process).
+        self.loop.add_signal_handler(signal.SIGINT, self.stop_now)
+        self.loop.add_signal_handler(signal.SIGTERM, self.drain)
         log.info("executor ready: work pool %s, Ray %s", self.settings.work_pool, self.settings.ray_cluster)
         tasks = [
             asyncio.create_task(job()) for job in (self.listen, self.dispatch, self.poll_cancelling, self.heartbeat)
@@ -329,7 +351,7 @@ class Executor:
         with self.lock:
             running_now = list(self.active)
         for running in running_now:
-            cancellation.request(running)
+            cancellation.request(running, self.shutdown_reason)
         for pending in tasks:
             pending.cancel()
         self.pool.shutdown(wait=False, cancel_futures=True)

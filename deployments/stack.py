@@ -38,6 +38,7 @@ class Supervised:
     command: list[str]
     env: dict[str, str]
     popen: dict[str, Any]
+    stop_signal: signal.Signals = signal.SIGTERM
     started: float = 0.0
     deaths: int = 0
     restart_at: float | None = None
@@ -55,8 +56,15 @@ class Stack:
             os.environ["PREFECT_PROFILES_PATH"] = str(prefect_profiles(settings))
         self.env = {**os.environ, **platform_env(settings)}
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None, **popen: Any) -> None:
-        self.supervised[name] = Supervised(command, env if env is not None else self.env, popen)
+    def _spawn(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str] | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+        **popen: Any,
+    ) -> None:
+        self.supervised[name] = Supervised(command, env if env is not None else self.env, popen, stop_signal)
         self._start(name)
 
     def _start(self, name: str) -> None:
@@ -140,7 +148,8 @@ class Stack:
                 ray_environment(settings),
             )  # fmt: skip
             self._wait("ray", lambda: _tcp_ok(settings.ray_cluster), 90)
-        self._spawn("executor", [sys.executable, "-m", "deployments.executor"])
+        # SIGINT: a stack that stops stops its jobs at once (SIGTERM would let them end first).
+        self._spawn("executor", [sys.executable, "-m", "deployments.executor"], stop_signal=signal.SIGINT)
         self._spawn("maintenance", [sys.executable, "-m", "gateway.maintenance"])
         self._spawn(
             "gateway",
@@ -150,8 +159,9 @@ class Stack:
         self._wait("gateway", lambda: _http_ok(f"http://{settings.host}:{settings.port}/readiness"), 120)
 
     def stop(self) -> None:
-        for process in reversed(self.processes.values()):
-            _kill_group(process, signal.SIGTERM)  # a leader that died may have left its group behind
+        for name, process in reversed(self.processes.items()):
+            # To the group: a leader that died may have left its group behind.
+            _kill_group(process, self.supervised[name].stop_signal)
         deadline = time.monotonic() + 15
         for process in reversed(self.processes.values()):
             try:

@@ -15,6 +15,8 @@ from typing import Any
 
 import ray
 
+from core.job_log import STOPPED_MESSAGE
+
 
 @dataclass(frozen=True)
 class Task:
@@ -28,7 +30,7 @@ class Task:
 log = logging.getLogger("qiskit_serverless.executor")
 _lock = threading.Lock()
 _tasks: dict[str, Task] = {}
-_requested: set[str] = set()
+_requested: dict[str, str] = {}  # flow run -> why it was asked to stop
 
 
 def register(flow_run_id: str, task: Task) -> None:
@@ -42,13 +44,13 @@ def register(flow_run_id: str, task: Task) -> None:
 def unregister(flow_run_id: str) -> None:
     with _lock:
         _tasks.pop(flow_run_id, None)
-        _requested.discard(flow_run_id)
+        _requested.pop(flow_run_id, None)
 
 
-def request(flow_run_id: str) -> None:
-    """Ask a run to stop; stops its Ray task now if it has one."""
+def request(flow_run_id: str, reason: str = STOPPED_MESSAGE) -> None:
+    """Ask a run to stop; stops its Ray task now if it has one. The first reason given stands."""
     with _lock:
-        _requested.add(flow_run_id)
+        _requested.setdefault(flow_run_id, reason)
         task = _tasks.get(flow_run_id)
     if task is not None:
         _stop(flow_run_id, task)
@@ -85,3 +87,9 @@ def _force_later(flow_run_id: str, task: Task, last_beat: bytes | None) -> None:
 def requested(flow_run_id: str) -> bool:
     with _lock:
         return flow_run_id in _requested
+
+
+def reason(flow_run_id: str) -> str:
+    """Why the run was asked to stop (the message of its Cancelled state)."""
+    with _lock:
+        return _requested.get(flow_run_id, STOPPED_MESSAGE)

@@ -20,7 +20,7 @@ from prefect_ray.task_runners import PrefectRayFuture, RayTaskRunner
 
 from blocks.storage import platform_storage
 from core import layout
-from core.job_log import STOPPED_MESSAGE, run_time_exceeded
+from core.job_log import run_time_exceeded
 from core.job_spec import JobSpec
 from core.status import FAILED, STOPPED, SUCCEEDED
 from core.tags import job_of
@@ -83,7 +83,7 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
     timed_out = False
     try:
         if cancellation.requested(flow_run_id):  # stopped between its claim and now (deployments/executor.py)
-            return Cancelled(message=STOPPED_MESSAGE)
+            return Cancelled(message=cancellation.reason(flow_run_id))
         storage = platform_storage(runtime.storage_block)  # first: nothing may fail between submit and register
         copy_back = layout.job_copy_back(job_id)
         with remote_options(num_cpus=runtime.job_num_cpus):
@@ -96,13 +96,13 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
             exit_code = future.result()
         except BaseException as error:
             if cancellation.requested(flow_run_id):
-                return Cancelled(message=STOPPED_MESSAGE)
+                return Cancelled(message=cancellation.reason(flow_run_id))
             if isinstance(error, RunTimeExceeded):  # the task stopped the program and kept what it wrote
                 timed_out = True
                 return Cancelled(message=run_time_exceeded(runtime.max_run_seconds))
             raise
         if cancellation.requested(flow_run_id):
-            return Cancelled(message=STOPPED_MESSAGE)
+            return Cancelled(message=cancellation.reason(flow_run_id))
         if exit_code != 0:
             raise ProgramFailed(f"Program exited with code {exit_code}.")
         return None

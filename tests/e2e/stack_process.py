@@ -199,3 +199,18 @@ def ready(url: str) -> bool:
         return requests.get(f"{url}/readiness/", timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def executor_pid(data_dir: Path) -> int | None:
+    """The executor process of the stack whose data directory is `data_dir`."""
+    wanted = f"QS_DATA_DIR={data_dir}".encode()
+    for process in Path("/proc").iterdir():
+        try:
+            if not process.name.isdigit():
+                continue
+            command = (process / "cmdline").read_bytes().split(b"\0")
+            if b"deployments.executor" in command and wanted in (process / "environ").read_bytes().split(b"\0"):
+                return int(process.name)
+        except OSError:
+            continue
+    return None
