@@ -31,3 +31,7 @@ def job_status(state_type: StateType | None) -> str:
 def state_types(status: str) -> list[StateType]:
     """Prefect state types that show as this gateway status (empty for an unknown status)."""
     return [state for state, mapped in _BY_STATE.items() if mapped == status]
+
+
+# The states a run never leaves.
+FINAL_STATE_TYPES = frozenset(state for name in TERMINAL for state in state_types(name))

@@ -28,7 +28,7 @@ from flows import cancellation, node
 from flows.job_record import settle_job
 from flows.log_sink import PrefectLogMirror
 from flows.node import NodeRuntime
-from flows.program_flows import end_program_flows
+from flows.program_flows import end_program_flows_later
 from flows.program_process import Attempt, RunTimeExceeded, run_program_process
 
 # How long a run started in Prefect waits for the gateway to adopt it as a job.
@@ -112,15 +112,7 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
         if exit_code == 0 or attempt.is_last or stopped:
             outcome = STOPPED if stopped else SUCCEEDED if exit_code == 0 else FAILED
             settle_job(platform_storage(runtime.storage_block), flow_run, job_id, outcome)
-        if exit_code != 0:  # a program that ended well ended its flows; one cut short may not have
-            _end_program_flows(job_id, flow_run_id, stopped)
-
-
-def _end_program_flows(job_id: str, flow_run_id: str, stopped: bool) -> None:
-    try:
-        end_program_flows(job_id, flow_run_id, stopped)
-    except Exception as error:  # the job's outcome stands; only the UI's view of its flows is stale
-        get_run_logger().warning("Could not end the program's own flow runs: %s", error)
+        end_program_flows_later(job_id, flow_run_id, stopped)
 
 
 def for_runtime(runtime: NodeRuntime) -> Flow[[dict[str, Any] | None], State | None]:

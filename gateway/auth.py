@@ -30,8 +30,8 @@ CHANNELS = {"local", "ibm_cloud", "ibm_quantum_platform"}
 
 
 class BearerHeader(HTTPBearer):
-    """Documents the `bearer` security scheme (so /docs and fuzzers know every such route needs a token);
-    reads the header as the reference gateway does: the token is the text after its last space."""
+    """Documents the `bearer` security scheme (so /docs and fuzzers know every such route needs a token)
+    and hands over the raw header, which `token_of` reads."""
 
     async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
         return request.headers.get("Authorization")
@@ -44,7 +44,8 @@ bearer = BearerHeader(
 )
 
 
-def _bearer(authorization: str | None) -> str:
+def token_of(authorization: str | None) -> str:
+    """The token in an Authorization header: a bearer token, or a job's token in Basic credentials."""
     if not authorization or not authorization.strip():
         raise ApiError(401, "Authentication credentials were not provided.")
     scheme, _, credentials = authorization.strip().rpartition(" ")
@@ -78,7 +79,7 @@ async def authenticate(
 async def authenticated(services: Services, authorization: str | None) -> Principal:
     """The caller behind an Authorization header, or 401. Async, so a caller known a moment ago costs
     no thread hop and no query (gateway/read_cache.py); the request gate calls it before any body."""
-    digest = hash_token(_bearer(authorization))
+    digest = hash_token(token_of(authorization))
     principal = services.reads.principals.get(digest)
     if principal is None:
         principal = await run_in_threadpool(_look_up, services, digest)

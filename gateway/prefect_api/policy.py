@@ -2,15 +2,16 @@
 
 A program that defines and calls a Prefect flow talks to `/api/v1/prefect` with its job's token
 (gateway/prefect_api/routes.py). This module holds the rule, as pure functions over paths and
-bodies: which calls pass (`route`), what of each body reaches Prefect (the `*_body` functions), and
-which events pass (`event`). A flow run a program creates carries `in-job:<job id>`, and that tag
-is what makes a run the job's own: every call naming a run is checked against it, and every filter
-is narrowed to it. Everything else is refused with 403.
+bodies: which calls pass (`route`), what of each body reaches Prefect (the `*_body` functions, all
+allow-lists), and which events pass (`event`). A flow run a program creates carries
+`in-job:<job id>`, and that tag is what makes a run the job's own: every call naming a run is
+checked against it (relay.py), and every filter is narrowed to it. Everything else is refused (403).
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,15 +42,20 @@ ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
     )
 )
 
-# What of a run's create and update bodies reaches Prefect: never a deployment, a work pool or
-# queue, job variables or infrastructure, which would make Prefect run something as someone else.
-FLOW_RUN_FIELDS = {"name", "flow_id", "state", "parameters", "context", "parent_task_run_id", "empirical_policy"}
-FLOW_RUN_FIELDS |= {"labels", "flow_version"}
+# What of each body reaches Prefect. Never a deployment, work pool or queue, job variables or
+# infrastructure (Prefect would run something as someone else), nor an id that names a run the
+# checks did not see.
+FLOW_RUN_FIELDS = {"name", "flow_id", "parameters", "context", "empirical_policy", "flow_version"}
 FLOW_RUN_UPDATE_FIELDS = {"name", "flow_version", "empirical_policy", "parameters"}
-TASK_RUN_FIELDS = {"id", "name", "flow_run_id", "task_key", "dynamic_key", "cache_key", "cache_expiration"}
-TASK_RUN_FIELDS |= {"task_version", "empirical_policy", "task_inputs", "state", "labels"}
-# An event a program's task run sends: which related resources stay on it.
-EVENT_ROLES = {"flow-run", "task-run", "flow", "tag"}
+TASK_RUN_FIELDS = {"name", "task_key", "dynamic_key", "task_version", "empirical_policy", "task_inputs"}
+TASK_RUN_EVENT_FIELDS = TASK_RUN_FIELDS | {"run_count", "flow_run_run_count", "total_run_time"}
+TASK_RUN_EVENT_FIELDS |= {"expected_start_time", "start_time", "end_time"}
+# A state's data (it may ask Prefect for an artifact under any key) and most of its details (cache
+# keys shared by every job, other runs' ids) stay out.
+STATE_FIELDS = {"type", "name", "message", "timestamp"}
+STATE_DETAILS = {"scheduled_time", "retriable", "untrackable_result"}
+# An event of a program's task run: which related resources stay on it.
+EVENT_ROLES = {"flow-run", "flow", "tag"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,18 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
+def run_id(value: Any) -> str:
+    """A run's id as Prefect writes it; anything else is refused before it reaches a URL or a check."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise ValueError("Run ids must be UUIDs.") from None
+
+
+def _kept(body: dict[str, Any], fields: set[str]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key in fields}
+
+
 def _tags(body: dict[str, Any], job_id: str | None) -> list[str]:
     tags = body.get("tags")
     kept = unreserved(tags) if isinstance(tags, list) else []
@@ -87,6 +105,19 @@ def labels(body: Any) -> dict[str, Any]:
     return {key: value for key, value in _object(body).items() if not key.startswith("prefect.")}
 
 
+def state(body: Any) -> dict[str, Any]:
+    given = _object(body)
+    kept = _kept(given, STATE_FIELDS)
+    details = given.get("state_details")
+    kept["state_details"] = _kept(details, STATE_DETAILS) if isinstance(details, dict) else {}
+    return kept
+
+
+def set_state_body(body: Any) -> dict[str, Any]:
+    given = _object(body)
+    return {"state": state(given.get("state")), "force": given.get("force") is True}
+
+
 def flow_body(body: Any) -> dict[str, Any]:
     """A flow is a name shared by everyone: only the name goes (Prefect returns it if it exists)."""
     name = _object(body).get("name")
@@ -97,84 +128,143 @@ def flow_body(body: Any) -> dict[str, Any]:
 
 def flow_run_body(body: Any, job_id: str) -> dict[str, Any]:
     """A program's flow run: its own fields, the job's tag, and an idempotency key of the job's own
-    (a key is unique per flow, and flows are shared, so a bare key could return another job's run)."""
+    (a key is unique per flow, and flows are shared, so a bare key could return another job's run).
+    Its parent task run, if any, is for the relay to check."""
     given = _object(body)
-    kept = {key: value for key, value in given.items() if key in FLOW_RUN_FIELDS}
+    kept = _kept(given, FLOW_RUN_FIELDS)
+    kept["flow_id"] = run_id(given.get("flow_id"))
     kept["tags"] = _tags(given, job_id)
-    if "labels" in kept:
-        kept["labels"] = labels(kept["labels"])
+    kept["labels"] = labels(given.get("labels"))
+    if given.get("state") is not None:
+        kept["state"] = state(given["state"])
+    if given.get("parent_task_run_id") is not None:
+        kept["parent_task_run_id"] = run_id(given["parent_task_run_id"])
     if isinstance(given.get("idempotency_key"), str):
         kept["idempotency_key"] = f"{job_id}:{given['idempotency_key']}"
     return kept
 
 
 def flow_run_update_body(body: Any) -> dict[str, Any]:
-    return {key: value for key, value in _object(body).items() if key in FLOW_RUN_UPDATE_FIELDS}
+    return _kept(_object(body), FLOW_RUN_UPDATE_FIELDS)
 
 
 def task_run_body(body: Any) -> dict[str, Any]:
+    """A task run made in a flow run (Prefect makes one to stand for a subflow); the relay checks
+    the flow run. Its id is Prefect's to give."""
     given = _object(body)
-    if not isinstance(given.get("flow_run_id"), str):
+    if given.get("flow_run_id") is None:
         raise PermissionError(REFUSED)
-    kept = {key: value for key, value in given.items() if key in TASK_RUN_FIELDS}
+    kept = _kept(given, TASK_RUN_FIELDS)
+    kept["flow_run_id"] = run_id(given["flow_run_id"])
     kept["tags"] = _tags(given, None)
-    if "labels" in kept:
-        kept["labels"] = labels(kept["labels"])
+    kept["labels"] = labels(given.get("labels"))
+    if given.get("state") is not None:
+        kept["state"] = state(given["state"])
     return kept
 
 
 def narrowed_filter(body: Any, job_id: str) -> dict[str, Any]:
-    """A flow-run filter that can only match the job's own runs."""
+    """A flow-run filter that can only match the job's own runs: its criteria are combined with AND
+    and its tags must include the job's (an `or_` operator would otherwise widen it to every run)."""
     given = dict(_object(body)) if body is not None else {}
     runs = given.get("flow_runs")
     runs = dict(runs) if isinstance(runs, dict) else {}
     tags = runs.get("tags")
-    tags = dict(tags) if isinstance(tags, dict) else {}
-    wanted = tags.get("all_")
-    tags["all_"] = [*(wanted if isinstance(wanted, list) else []), in_job_tag(job_id)]
-    runs["tags"] = tags
+    wanted = tags.get("all_") if isinstance(tags, dict) else None
+    runs["tags"] = {"operator": "and_", "all_": [*(wanted if isinstance(wanted, list) else []), in_job_tag(job_id)]}
+    runs["operator"] = "and_"
     given["flow_runs"] = runs
     return given
 
 
-def log_runs(body: Any) -> tuple[list[dict[str, Any]], set[str]]:
-    """The log entries that belong to a flow run, and those runs (each must be the job's own). An
-    entry of no flow run (a task called outside any flow) has nowhere to go in Prefect: it is left
-    out (the program's output keeps it)."""
+def own_runs(runs: Any, job_id: str) -> list[Any]:
+    """What a filter returned, once more only the job's runs."""
+    mark = in_job_tag(job_id)
+    listed = runs if isinstance(runs, list) else []
+    return [run for run in listed if isinstance(run, dict) and mark in (run.get("tags") or [])]
+
+
+def log_entries(body: Any) -> tuple[list[dict[str, Any]], set[str], set[str]]:
+    """The log entries that belong to a flow run, and the flow runs and task runs they name (each
+    must be the job's own). An entry of no flow run (a task called outside any flow) has nowhere to
+    go in Prefect: it is left out (the program's output keeps it)."""
     if not isinstance(body, list) or not all(isinstance(entry, dict) for entry in body):
         raise ValueError("The body must be a list of log entries.")
-    kept = [entry for entry in body if isinstance(entry.get("flow_run_id"), str)]
-    return kept, {entry["flow_run_id"] for entry in kept}
+    kept = []
+    for entry in body:
+        if entry.get("flow_run_id") is None:
+            continue
+        entry = {**entry, "flow_run_id": run_id(entry["flow_run_id"])}
+        if entry.get("task_run_id") is not None:
+            entry["task_run_id"] = run_id(entry["task_run_id"])
+        kept.append(entry)
+    task_runs = {entry["task_run_id"] for entry in kept if entry.get("task_run_id")}
+    return kept, {entry["flow_run_id"] for entry in kept}, task_runs
 
 
-def run_of(resource_id: Any, kind: str) -> str | None:
+def _prefect_id(resource_id: Any, kind: str) -> str | None:
     prefix = f"prefect.{kind}."
-    return resource_id.removeprefix(prefix) if isinstance(resource_id, str) and resource_id.startswith(prefix) else None
+    if not isinstance(resource_id, str) or not resource_id.startswith(prefix):
+        return None
+    try:
+        return run_id(resource_id.removeprefix(prefix))
+    except ValueError:
+        return None
 
 
-def event(message: Any) -> tuple[dict[str, Any], set[str]] | None:
-    """A task run's state event as it may reach Prefect, and the flow runs it names (each must be
-    the job's own); None for any other event. Related resources keep only the task's own kinds, and
-    no reserved tag: a work-pool or `job:` resource would let an event pose as a job's run."""
+@dataclass(frozen=True)
+class TaskRunEvent:
+    """A task run's state event as it may reach Prefect, and the runs it names (relay.py checks them)."""
+
+    event: dict[str, Any]
+    task_run_id: str
+    flow_run_id: str
+
+
+def event(message: Any) -> TaskRunEvent | None:
+    """A task run's state event rebuilt from what may pass; None for any other event.
+
+    Prefect's task-run recorder takes the task run's id from the resource, its flow run from the one
+    related `flow-run` resource, and everything else from the payload, where an `id` or a
+    `flow_run_id` would override both: so the payload is rebuilt from allowed fields only. Related
+    resources keep only the flow run, the flow and unreserved tags, so no event can pose as a job's
+    run to the gateway's status feed (which reads work-pool and `job:` resources)."""
     if not isinstance(message, dict) or not str(message.get("event", "")).startswith("prefect.task-run."):
         return None
     resource = message.get("resource")
-    if not isinstance(resource, dict) or run_of(resource.get("prefect.resource.id"), "task-run") is None:
+    payload = message.get("payload")
+    if not isinstance(resource, dict) or not isinstance(payload, dict):
         return None
+    task_run_id = _prefect_id(resource.get("prefect.resource.id"), "task-run")
     related = message.get("related")
-    kept, flow_runs = [], set()
+    kept, flow_runs = [], []
     for each in related if isinstance(related, list) else []:
-        if not isinstance(each, dict) or each.get("prefect.resource.role") not in EVENT_ROLES:
+        role = each.get("prefect.resource.role") if isinstance(each, dict) else None
+        if role not in EVENT_ROLES:
             continue
-        resource_id = each.get("prefect.resource.id")
-        if each["prefect.resource.role"] == "tag" and not unreserved([str(resource_id).removeprefix("prefect.tag.")]):
+        resource_id = str(each.get("prefect.resource.id"))
+        if role == "tag" and not unreserved([resource_id.removeprefix("prefect.tag.")]):
             continue
-        flow_run = run_of(resource_id, "flow-run")
-        if each["prefect.resource.role"] == "flow-run":
-            if flow_run is None:
-                continue
-            flow_runs.add(flow_run)
+        if role == "flow-run":
+            flow_runs.append(_prefect_id(resource_id, "flow-run"))
         kept.append(each)
-    if not flow_runs:
-        return None  # a task outside any flow: Prefect records it nowhere the job could be told by
-    return {**message, "related": kept}, flow_runs
+    if task_run_id is None or len(flow_runs) != 1 or flow_runs[0] is None:
+        return None  # no flow run (a task outside any flow) or several: nothing the job could own
+    task_run = payload.get("task_run")
+    task_run = task_run if isinstance(task_run, dict) else {}
+    validated = payload.get("validated_state")
+    if not isinstance(validated, dict):
+        return None
+    initial = payload.get("initial_state")
+    rebuilt = {
+        "intended": payload.get("intended") if isinstance(payload.get("intended"), dict) else {},
+        "initial_state": state(initial) if isinstance(initial, dict) else None,
+        "validated_state": {**state(validated), "data": None},
+        "task_run": {
+            **_kept(task_run, TASK_RUN_EVENT_FIELDS),
+            "tags": _tags(task_run, None),
+            "labels": labels(task_run.get("labels") if isinstance(task_run.get("labels"), dict) else None),
+        },
+    }
+    allowed = {**message, "related": kept, "payload": rebuilt}
+    return TaskRunEvent(allowed, task_run_id, flow_runs[0])

@@ -8,6 +8,7 @@ what it has already checked, so any gateway process answers any call.
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from typing import Any
 
@@ -16,17 +17,34 @@ from fastapi import Response
 from fastapi.responses import JSONResponse
 from prefect.settings import get_current_settings
 
+from core.status import FINAL_STATE_TYPES
 from core.tags import in_job_tag
 from gateway.errors import ApiError
 from gateway.prefect_api import policy
 
 REMEMBERED = 10_000  # run ids known to be a job's own, per process
-FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+EVENT_BATCH = 100
 PLACEHOLDER_TASK_KEY = "program-flow"  # the task run that shows a program's flow inside its job's run
+
+log = logging.getLogger("qiskit_serverless.gateway")
 
 
 def refused() -> ApiError:
     return ApiError(403, policy.REFUSED)
+
+
+def _reply(upstream: httpx.Response) -> Any:
+    try:
+        return upstream.json()
+    except ValueError:
+        raise ApiError(502, "Prefect answered with something that is not JSON.") from None
+
+
+def _object(upstream: httpx.Response) -> dict[str, Any]:
+    reply = _reply(upstream)
+    if not isinstance(reply, dict):
+        raise ApiError(502, "Prefect answered with something unexpected.")
+    return reply
 
 
 class PrefectRelay:
@@ -66,9 +84,9 @@ class PrefectRelay:
 
     async def flow_run(self, job_id: str, run_id: str) -> dict[str, Any]:
         """The job's own flow run, or 403 (also for a run that does not exist: nothing is told)."""
-        upstream = await self._send("GET", f"flow_runs/{run_id}")
-        run = upstream.json() if upstream.status_code == 200 else None
-        if not isinstance(run, dict) or in_job_tag(job_id) not in (run.get("tags") or []):
+        upstream = await self._send("GET", f"flow_runs/{policy.run_id(run_id)}")
+        run = _object(upstream) if upstream.status_code == 200 else {}
+        if in_job_tag(job_id) not in (run.get("tags") or []):
             raise refused()
         self._remember(run_id, job_id)
         return run
@@ -79,12 +97,26 @@ class PrefectRelay:
                 await self.flow_run(job_id, run_id)
 
     async def task_run(self, job_id: str, task_run_id: str) -> dict[str, Any]:
-        upstream = await self._send("GET", f"task_runs/{task_run_id}")
-        run = upstream.json() if upstream.status_code == 200 else None
-        if not isinstance(run, dict) or not isinstance(run.get("flow_run_id"), str):
+        """The job's own task run (one in a flow run of its own), or 403."""
+        upstream = await self._send("GET", f"task_runs/{policy.run_id(task_run_id)}")
+        run = _object(upstream) if upstream.status_code == 200 else {}
+        if not isinstance(run.get("flow_run_id"), str):
             raise refused()
         await self.check_flow_runs(job_id, {run["flow_run_id"]})
+        self._remember(task_run_id, job_id)
         return run
+
+    async def check_task_runs(self, job_id: str, task_run_ids: set[str]) -> None:
+        """Task runs an event or a log line names: the job's own, or none Prefect knows yet (its first
+        event makes it; task-run ids are random, so an unknown one is nobody else's)."""
+        for task_run_id in task_run_ids:
+            if self._owner.get(task_run_id) == job_id:
+                continue
+            upstream = await self._send("GET", f"task_runs/{policy.run_id(task_run_id)}")
+            if upstream.status_code == 404:
+                self._remember(task_run_id, job_id)
+            else:
+                await self.task_run(job_id, task_run_id)
 
     async def handle(self, call: policy.Call, job_id: str, job_run_id: str, body: Any) -> Response:
         """One allowed call (policy.route) of job `job_id`, whose own flow run is `job_run_id`."""
@@ -96,7 +128,7 @@ class PrefectRelay:
             raise refused() from None
 
     async def _handle(self, call: policy.Call, job_id: str, job_run_id: str, body: Any) -> Response:
-        run_id = call.object_id or ""
+        object_id = call.object_id or ""
         match call.kind:
             case "open":
                 return self._answer(await self._send("GET", call.path.lstrip("/")))
@@ -105,25 +137,28 @@ class PrefectRelay:
             case "result_storage":  # no server default: a program's results stay in its own storage
                 return JSONResponse({"default_result_storage_block_id": None})
             case "read_flow":  # a flow is a name (events name it); it holds nothing of any run
-                return self._answer(await self._send("GET", f"flows/{call.object_id}"))
+                return self._answer(await self._send("GET", f"flows/{policy.run_id(object_id)}"))
             case "create_flow":
                 return self._answer(await self._send("POST", "flows/", policy.flow_body(body)))
             case "create_flow_run":
                 return await self._create_flow_run(job_id, job_run_id, policy.flow_run_body(body, job_id))
             case "filter_flow_runs":
-                return self._answer(await self._send("POST", "flow_runs/filter", policy.narrowed_filter(body, job_id)))
+                upstream = await self._send("POST", "flow_runs/filter", policy.narrowed_filter(body, job_id))
+                if upstream.status_code != 200:
+                    return self._answer(upstream)
+                return JSONResponse(policy.own_runs(_reply(upstream), job_id))
             case "read_flow_run":
-                return JSONResponse(await self.flow_run(job_id, run_id))
+                return JSONResponse(await self.flow_run(job_id, object_id))
             case "update_flow_run":
-                await self.check_flow_runs(job_id, {run_id})
-                return self._answer(await self._send("PATCH", f"flow_runs/{run_id}", policy.flow_run_update_body(body)))
+                await self.check_flow_runs(job_id, {object_id})
+                update = policy.flow_run_update_body(body)
+                return self._answer(await self._send("PATCH", f"flow_runs/{object_id}", update))
             case "flow_run_labels":
-                await self.check_flow_runs(job_id, {run_id})
-                labels = policy.labels(body)
-                return self._answer(await self._send("PATCH", f"flow_runs/{run_id}/labels", labels))
+                await self.check_flow_runs(job_id, {object_id})
+                return self._answer(await self._send("PATCH", f"flow_runs/{object_id}/labels", policy.labels(body)))
             case "flow_run_state":
-                run = await self.flow_run(job_id, run_id)
-                upstream = await self._send("POST", f"flow_runs/{run_id}/set_state", body)
+                run = await self.flow_run(job_id, object_id)
+                upstream = await self._send("POST", f"flow_runs/{object_id}/set_state", policy.set_state_body(body))
                 await self._settle_placeholder(run, job_run_id, upstream)
                 return self._answer(upstream)
             case "create_task_run":
@@ -131,25 +166,27 @@ class PrefectRelay:
                 await self.check_flow_runs(job_id, {task_run["flow_run_id"]})
                 return self._answer(await self._send("POST", "task_runs/", task_run))
             case "read_task_run":
-                return JSONResponse(await self.task_run(job_id, run_id))
+                return JSONResponse(await self.task_run(job_id, object_id))
             case "task_run_state":
-                await self.task_run(job_id, run_id)
-                return self._answer(await self._send("POST", f"task_runs/{run_id}/set_state", body))
+                await self.task_run(job_id, object_id)
+                update = policy.set_state_body(body)
+                return self._answer(await self._send("POST", f"task_runs/{object_id}/set_state", update))
             case "logs":
-                entries, runs = policy.log_runs(body)
-                await self.check_flow_runs(job_id, runs)
+                entries, flow_runs, task_runs = policy.log_entries(body)
+                await self.check_flow_runs(job_id, flow_runs)
+                await self.check_task_runs(job_id, task_runs)
                 if not entries:
                     return Response(status_code=201)
                 return self._answer(await self._send("POST", "logs/", entries))
-        raise refused()
+        raise refused()  # a kind policy.route names but this relay does not serve
 
     async def _create_flow_run(self, job_id: str, job_run_id: str, run: dict[str, Any]) -> Response:
         """A program's flow run. Inside a flow of the program (a subflow) its parent task run is the
         job's own; a flow the program calls at top level is shown inside the job's flow run, through a
         task run made there for it, as Prefect shows a subflow."""
-        parent = run.get("parent_task_run_id")
-        if isinstance(parent, str):
-            await self.task_run(job_id, parent)
+        if "parent_task_run_id" in run:
+            await self.task_run(job_id, run["parent_task_run_id"])
+            upstream = await self._send("POST", "flow_runs/", run)
         else:
             placeholder = {
                 "name": str(run.get("name") or "program flow"),
@@ -161,26 +198,36 @@ class PrefectRelay:
             made = await self._send("POST", "task_runs/", placeholder)
             if made.status_code >= 300:
                 return self._answer(made)
-            run["parent_task_run_id"] = made.json()["id"]
-        upstream = await self._send("POST", "flow_runs/", run)
+            placeholder_id = _object(made).get("id")
+            upstream = await self._send("POST", "flow_runs/", {**run, "parent_task_run_id": placeholder_id})
+            created = _object(upstream) if upstream.status_code < 300 else {}
+            if created.get("parent_task_run_id") != placeholder_id:  # refused, or an earlier run of its key
+                await self._send("DELETE", f"task_runs/{placeholder_id}")
         if upstream.status_code < 300:
-            self._remember(upstream.json()["id"], job_id)
+            self._remember(str(_object(upstream).get("id")), job_id)
         return self._answer(upstream)
 
     async def _settle_placeholder(self, run: dict[str, Any], job_run_id: str, upstream: httpx.Response) -> None:
         """A program's top-level flow run ended: its task run in the job's run ends the same way."""
         if upstream.status_code >= 300:
             return
-        result = upstream.json()
+        result = _object(upstream)
         state = result.get("state") if result.get("status") == "ACCEPT" else None
         parent = run.get("parent_task_run_id")
-        if not isinstance(state, dict) or state.get("type") not in FINAL_STATES or not isinstance(parent, str):
+        if not isinstance(state, dict) or state.get("type") not in FINAL_STATE_TYPES or not isinstance(parent, str):
             return
-        placeholder = await self._send("GET", f"task_runs/{parent}")
-        if placeholder.status_code == 200 and placeholder.json().get("flow_run_id") == job_run_id:
+        placeholder = await self._send("GET", f"task_runs/{policy.run_id(parent)}")
+        if placeholder.status_code == 200 and _object(placeholder).get("flow_run_id") == job_run_id:
             ended = {"type": state["type"], "name": state.get("name"), "message": state.get("message")}
             await self._send("POST", f"task_runs/{parent}/set_state", {"state": ended, "force": True})
 
     async def send_events(self, events: list[dict[str, Any]]) -> None:
-        if events:
-            await self._send("POST", "events", events)
+        """To Prefect in batches. Prefect refusing a batch (it checks every event) loses that batch
+        alone; Prefect unreachable is a 503 for the caller to try again."""
+        for start in range(0, len(events), EVENT_BATCH):
+            batch = events[start : start + EVENT_BATCH]
+            upstream = await self._send("POST", "events", batch)
+            if upstream.status_code >= 500:
+                raise ApiError(503, "Prefect did not take the events; try again.")
+            if upstream.status_code >= 300:
+                log.warning("Prefect refused %d events of a program: %s", len(batch), upstream.text[:300])

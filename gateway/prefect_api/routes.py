@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
+from prefect.events.schemas.events import Event
+from pydantic import ValidationError
 
 from gateway import db
 from gateway.access.subject import Principal
@@ -22,10 +26,10 @@ from gateway.auth import CurrentUser, authenticated
 from gateway.context import Services, ServicesDep
 from gateway.errors import ApiError
 from gateway.prefect_api import policy
-from gateway.prefect_api.relay import PrefectRelay, refused
+from gateway.prefect_api.relay import EVENT_BATCH, PrefectRelay, refused
 
 router = APIRouter(prefix="/prefect", include_in_schema=False)
-EVENT_BATCH = 100
+REAUTHENTICATE_SECONDS = 2.0
 EVENTS_HELD = 10_000  # while Prefect cannot be reached, the oldest events beyond these are dropped
 EVENT_WAIT_SECONDS = 0.05  # events that arrive together go to Prefect in one call
 
@@ -71,11 +75,13 @@ async def prefect_call(path: str, request: Request, principal: CurrentUser, serv
 @router.websocket("/events/in")
 async def events_in(websocket: WebSocket) -> None:
     """Prefect's event stream in: the program's task runs' states. The token is checked on the
-    upgrade (before anything is read); each event is checked and sent on to Prefect in batches."""
+    upgrade (before anything is read) and again every few seconds (it ends with its job); each event
+    is checked and sent on to Prefect in batches."""
     services: Services = websocket.app.state.services
+    authorization = websocket.headers.get("authorization")
     try:
         relay = _relay(services)
-        job_id, _ = await _job(services, await authenticated(services, websocket.headers.get("authorization")))
+        job_id, _ = await _job(services, await authenticated(services, authorization))
     except ApiError:
         await websocket.close(code=1008)
         return
@@ -84,23 +90,27 @@ async def events_in(websocket: WebSocket) -> None:
     pending: list[dict[str, Any]] = []
     arrived = asyncio.Event()
     sender = asyncio.create_task(_send_events(relay, pending, arrived))
+    checked = time.monotonic()
     try:
         while True:
-            message = json.loads(await websocket.receive_text())
+            received = await websocket.receive()
+            if received["type"] == "websocket.disconnect":
+                break
+            if time.monotonic() - checked > REAUTHENTICATE_SECONDS:
+                await authenticated(services, authorization)
+                checked = time.monotonic()
+            message = _decoded(received)
             if isinstance(message, dict) and message.get("type") == "auth":  # Prefect's handshake
                 await websocket.send_json({"type": "auth_success"})
                 continue
-            allowed = policy.event(message)
-            if allowed is None:
-                continue
-            try:
-                await relay.check_flow_runs(job_id, allowed[1])
-            except ApiError:
-                continue  # another job's run: dropped, as a refused call would be
-            pending.append(allowed[0])
-            del pending[:-EVENTS_HELD]
-            arrived.set()
-    except (WebSocketDisconnect, ValueError):
+            allowed = await _allowed_event(relay, job_id, message)
+            if allowed is not None:
+                pending.append(allowed)
+                del pending[:-EVENTS_HELD]
+                arrived.set()
+    except ApiError:
+        await websocket.close(code=1008)  # the job ended: its token with it
+    except WebSocketDisconnect:
         pass
     finally:
         sender.cancel()
@@ -108,6 +118,31 @@ async def events_in(websocket: WebSocket) -> None:
             await sender
         with suppress(ApiError):
             await relay.send_events(pending)
+
+
+def _decoded(received: Mapping[str, Any]) -> Any:
+    text = received.get("text")
+    if text is None and received.get("bytes") is not None:
+        text = received["bytes"].decode("utf-8", errors="replace")
+    try:
+        return json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+async def _allowed_event(relay: PrefectRelay, job_id: str, message: Any) -> dict[str, Any] | None:
+    """The event as Prefect takes it, if it is a task-run event of the job's own runs; else None
+    (dropped, as a refused call would be; while Prefect is unreachable the checks fail and events are
+    lost, as Prefect's own client loses those its server never takes)."""
+    allowed = policy.event(message)
+    if allowed is None:
+        return None
+    try:
+        await relay.check_flow_runs(job_id, {allowed.flow_run_id})
+        await relay.check_task_runs(job_id, {allowed.task_run_id})
+        return Event.model_validate(allowed.event).model_dump(mode="json")
+    except (ApiError, ValidationError):
+        return None
 
 
 async def _send_events(relay: PrefectRelay, pending: list[dict[str, Any]], arrived: asyncio.Event) -> None:

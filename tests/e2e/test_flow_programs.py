@@ -87,11 +87,17 @@ def test_a_flow_programs_prefect_client_reaches_only_its_own_job(stack: Stack, c
         "list block documents": 403,
         "cancel another job's run": 403,
     }
-    # Over the event stream, a task run of its own flow run is recorded; one posing in another job's is not.
-    own = f"{PREFECT}/task_runs/{report['own_task_run']}"
-    assert wait_until(lambda: requests.get(own, auth=stack.prefect_login(), timeout=30).status_code == 200)
-    foreign = requests.get(f"{PREFECT}/task_runs/{report['foreign_task_run']}", auth=stack.prefect_login(), timeout=30)
-    assert foreign.status_code == 404
+    assert report["found_by_widened_filter"] == [report["own_run"]], "an `or_` filter finds only its own run"
+
+    # Over the event stream, a task run of its own flow run is recorded; one in another job's is not,
+    # nor one whose payload names another job's run.
+    def task_run(key: str) -> requests.Response:
+        return requests.get(f"{PREFECT}/task_runs/{report[key]}", auth=stack.prefect_login(), timeout=30)
+
+    assert wait_until(lambda: task_run("own_task_run").status_code == 200)
+    assert wait_until(lambda: task_run("posing_task_run").status_code == 200)
+    assert task_run("posing_task_run").json()["flow_run_id"] == report["own_run"]
+    assert task_run("foreign_task_run").status_code == 404
 
 
 def test_a_stopped_flow_programs_flow_run_ends_with_its_job(stack: Stack, client: ServerlessClient) -> None:
@@ -99,12 +105,12 @@ def test_a_stopped_flow_programs_flow_run_ends_with_its_job(stack: Stack, client
     wait_for_log(job, "inside the flow", timeout=120)
     job.stop()
     assert wait_for(job, TERMINAL) == "CANCELED"
-    [run] = prefect(stack, "flow_runs/filter", {"flow_runs": {"tags": {"all_": [f"in-job:{job.job_id}"]}}})
-    assert (run["state_type"], run["state"]["message"]) == (
-        "CANCELLED",
-        "The job's program ended before this flow run did.",
-    )
-    assert prefect(stack, f"task_runs/{run['parent_task_run_id']}")["state_type"] == "CANCELLED"
+    of_job = {"flow_runs": {"tags": {"all_": [f"in-job:{job.job_id}"]}}}
+    assert wait_until(lambda: prefect(stack, "flow_runs/filter", of_job)[0]["state_type"] == "CANCELLED")
+    [run] = prefect(stack, "flow_runs/filter", of_job)
+    assert run["state"]["message"] == "The job's program ended before this flow run did."
+    placeholder = f"task_runs/{run['parent_task_run_id']}"
+    assert wait_until(lambda: prefect(stack, placeholder)["state_type"] == "CANCELLED")
 
 
 def test_the_prefect_api_of_programs_takes_only_a_running_jobs_token(stack: Stack) -> None:

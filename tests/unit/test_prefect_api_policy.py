@@ -6,10 +6,12 @@ import base64
 
 import pytest
 
-from gateway.auth import _bearer
+from gateway.auth import token_of
 from gateway.prefect_api import policy
 
 RUN = "0b7e2a3c-1d2e-4f5a-8b9c-0d1e2f3a4b5c"
+OTHER = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+TASK = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 JOB = "job-1"
 
 
@@ -78,51 +80,106 @@ def test_a_programs_flow_run_gets_the_jobs_tag_and_no_deployment() -> None:
 
 
 def test_a_filter_only_matches_the_jobs_runs() -> None:
-    narrowed = policy.narrowed_filter({"flow_runs": {"tags": {"all_": ["x"]}, "name": {"any_": ["n"]}}}, JOB)
-    assert narrowed["flow_runs"] == {"tags": {"all_": ["x", f"in-job:{JOB}"]}, "name": {"any_": ["n"]}}
-    assert policy.narrowed_filter(None, JOB) == {"flow_runs": {"tags": {"all_": [f"in-job:{JOB}"]}}}
+    widened = {"flow_runs": {"operator": "or_", "tags": {"operator": "or_", "all_": ["x"], "is_null_": True}}}
+    narrowed = policy.narrowed_filter({**widened, "limit": 5}, JOB)
+    assert narrowed == {
+        "flow_runs": {"operator": "and_", "tags": {"operator": "and_", "all_": ["x", f"in-job:{JOB}"]}},
+        "limit": 5,
+    }
+    assert policy.narrowed_filter(None, JOB) == {
+        "flow_runs": {"operator": "and_", "tags": {"operator": "and_", "all_": [f"in-job:{JOB}"]}}
+    }
+    found = [{"id": "a", "tags": [f"in-job:{JOB}"]}, {"id": "b", "tags": ["in-job:other"]}, "junk"]
+    assert policy.own_runs(found, JOB) == [found[0]]
 
 
-def test_a_task_run_needs_a_flow_run_and_loses_reserved_tags() -> None:
+def test_a_task_run_needs_a_flow_run_and_loses_reserved_tags_and_its_id() -> None:
     with pytest.raises(PermissionError):
         policy.task_run_body({"name": "t", "task_key": "k", "dynamic_key": "0"})
-    body = policy.task_run_body({"flow_run_id": RUN, "tags": ["a", "job:x"], "deployment_id": RUN})
-    assert body == {"flow_run_id": RUN, "tags": ["a"]}
+    with pytest.raises(ValueError):
+        policy.task_run_body({"flow_run_id": f"{RUN}?x=1"})
+    body = policy.task_run_body({"id": RUN, "flow_run_id": RUN.upper(), "tags": ["a", "job:x"], "deployment_id": RUN})
+    assert body == {"flow_run_id": RUN, "tags": ["a"], "labels": {}}
+
+
+def test_a_state_loses_its_data_and_the_details_that_name_other_things() -> None:
+    given = {
+        "state": {
+            "type": "COMPLETED",
+            "name": "Completed",
+            "message": "m",
+            "data": {"artifact_key": "job-other", "artifact_description": "x"},
+            "state_details": {"cache_key": "shared", "child_flow_run_id": RUN, "untrackable_result": True},
+        },
+        "force": "yes",
+    }
+    assert policy.set_state_body(given) == {
+        "state": {
+            "type": "COMPLETED",
+            "name": "Completed",
+            "message": "m",
+            "state_details": {"untrackable_result": True},
+        },
+        "force": False,
+    }
 
 
 def test_logs_name_their_runs_and_entries_of_no_run_are_left_out() -> None:
-    entries, runs = policy.log_runs([{"flow_run_id": RUN, "message": "a"}, {"flow_run_id": None, "message": "b"}])
-    assert (entries, runs) == ([{"flow_run_id": RUN, "message": "a"}], {RUN})
+    entries, flow_runs, task_runs = policy.log_entries(
+        [{"flow_run_id": RUN, "task_run_id": OTHER, "message": "a"}, {"flow_run_id": None, "message": "b"}]
+    )
+    assert (entries, flow_runs, task_runs) == (
+        [{"flow_run_id": RUN, "task_run_id": OTHER, "message": "a"}],
+        {RUN},
+        {OTHER},
+    )
     with pytest.raises(ValueError):
-        policy.log_runs({"flow_run_id": RUN})
+        policy.log_entries({"flow_run_id": RUN})
+    with pytest.raises(ValueError):
+        policy.log_entries([{"flow_run_id": "../deployments"}])
 
 
 def _task_event(related: list[dict[str, str]], name: str = "prefect.task-run.Completed") -> dict[str, object]:
-    return {"event": name, "resource": {"prefect.resource.id": f"prefect.task-run.{RUN}"}, "related": related}
+    return {
+        "event": name,
+        "resource": {"prefect.resource.id": f"prefect.task-run.{TASK}"},
+        "related": related,
+        "payload": {
+            "validated_state": {"type": "COMPLETED", "name": "Completed", "data": {"artifact_key": "k"}},
+            "task_run": {"name": "t", "task_key": "k", "id": OTHER, "flow_run_id": OTHER, "tags": ["job:x", "a"]},
+        },
+    }
 
 
-def test_a_task_run_event_keeps_only_its_own_kinds_of_related_resources() -> None:
-    flow_run = {"prefect.resource.id": f"prefect.flow-run.{RUN}", "prefect.resource.role": "flow-run"}
+FLOW_RUN = {"prefect.resource.id": f"prefect.flow-run.{RUN}", "prefect.resource.role": "flow-run"}
+
+
+def test_a_task_run_event_is_rebuilt_from_what_may_pass() -> None:
     posing = [
         {"prefect.resource.id": "prefect.work-pool.1", "prefect.resource.role": "work-pool"},
         {"prefect.resource.id": "prefect.deployment.1", "prefect.resource.role": "deployment"},
         {"prefect.resource.id": "prefect.tag.job:other", "prefect.resource.role": "tag"},
     ]
     kept_tag = {"prefect.resource.id": "prefect.tag.mine", "prefect.resource.role": "tag"}
-    allowed = policy.event(_task_event([flow_run, *posing, kept_tag]))
+    allowed = policy.event(_task_event([FLOW_RUN, *posing, kept_tag]))
     assert allowed is not None
-    event, runs = allowed
-    assert event["related"] == [flow_run, kept_tag]
-    assert runs == {RUN}
+    assert (allowed.task_run_id, allowed.flow_run_id) == (TASK, RUN)
+    assert allowed.event["related"] == [FLOW_RUN, kept_tag]
+    payload = allowed.event["payload"]
+    # An id or a flow_run_id in the payload would override the checked ones in Prefect's recorder.
+    assert payload["task_run"] == {"name": "t", "task_key": "k", "tags": ["a"], "labels": {}}
+    assert payload["validated_state"] == {"type": "COMPLETED", "name": "Completed", "state_details": {}, "data": None}
 
 
 @pytest.mark.parametrize(
     "message",
     [
         _task_event([]),  # no flow run: nowhere to record it
-        _task_event([{"prefect.resource.id": f"prefect.flow-run.{RUN}", "prefect.resource.role": "flow-run"}], "x.y"),
+        _task_event([FLOW_RUN, {**FLOW_RUN, "prefect.resource.id": f"prefect.flow-run.{OTHER}"}]),  # two
+        _task_event([FLOW_RUN], "x.y"),
         {"event": "prefect.flow-run.Completed", "resource": {"prefect.resource.id": f"prefect.flow-run.{RUN}"}},
-        {"event": "prefect.task-run.Completed", "resource": {"prefect.resource.id": f"prefect.flow-run.{RUN}"}},
+        {**_task_event([FLOW_RUN]), "resource": {"prefect.resource.id": f"prefect.flow-run.{RUN}"}},
+        {**_task_event([FLOW_RUN]), "resource": {"prefect.resource.id": "prefect.task-run.not-an-id"}},
         "not an event",
     ],
 )
@@ -132,6 +189,6 @@ def test_other_events_are_dropped(message: object) -> None:
 
 def test_a_jobs_token_in_basic_credentials_is_read_as_a_bearer_token() -> None:
     basic = base64.b64encode(b"job:secret-token").decode()
-    assert _bearer(f"Basic {basic}") == "secret-token"
-    assert _bearer("Bearer secret-token") == "secret-token"
-    assert _bearer("Basic not-base64!") == "not-base64!", "anything else stays the token itself"
+    assert token_of(f"Basic {basic}") == "secret-token"
+    assert token_of("Bearer secret-token") == "secret-token"
+    assert token_of("Basic not-base64!") == "not-base64!", "anything else stays the token itself"

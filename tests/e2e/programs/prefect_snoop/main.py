@@ -1,7 +1,9 @@
 """A program that uses its Prefect client to reach beyond its own job: each attempt's HTTP status.
 
-It also sends two task-run events of the same shape over Prefect's event stream, one naming a flow
-run of its own and one naming another job's run, and reports their task-run ids.
+It also asks for a flow-run filter that, passed as it is, would match every run; and it sends
+task-run events over Prefect's event stream: one in a flow run of its own, one naming another job's
+run, and one in its own run whose payload names the other job's run (Prefect's recorder would take
+the payload's word for it). It reports what came back and the task-run ids it used.
 """
 
 import asyncio
@@ -45,7 +47,7 @@ def own_flow() -> str:
     return runtime.flow_run.id
 
 
-def task_run_event(task_run_id: str, flow_run_id: str) -> Event:
+def task_run_event(task_run_id: str, flow_run_id: str, payload_flow_run_id: str | None = None) -> Event:
     state = {"type": "COMPLETED", "name": "Completed", "message": "", "state_details": {}}
     return Event(
         event="prefect.task-run.Completed",
@@ -59,7 +61,13 @@ def task_run_event(task_run_id: str, flow_run_id: str) -> Event:
             "intended": {"from": None, "to": "COMPLETED"},
             "initial_state": None,
             "validated_state": {**state, "data": None},
-            "task_run": {"name": "sent", "task_key": "sent", "dynamic_key": task_run_id, "run_count": 1},
+            "task_run": {
+                "name": "sent",
+                "task_key": "sent",
+                "dynamic_key": task_run_id,
+                "run_count": 1,
+                **({"flow_run_id": payload_flow_run_id} if payload_flow_run_id else {}),
+            },
         },
     )
 
@@ -70,6 +78,23 @@ async def send(events: list[Event]) -> None:
             await client.emit(each)
 
 
-own_run, own_task, foreign_task = own_flow(), str(uuid.uuid4()), str(uuid.uuid4())
-asyncio.run(send([task_run_event(own_task, own_run), task_run_event(foreign_task, str(other_run))]))
-save_result({"statuses": statuses, "own_task_run": own_task, "foreign_task_run": foreign_task})
+own_run, own_task, foreign_task, posing_task = own_flow(), *(str(uuid.uuid4()) for _ in range(3))
+widened = {"flow_runs": {"operator": "or_", "state": {"type": {"any_": ["COMPLETED", "RUNNING"]}}}}
+with get_client(sync_client=True) as client:
+    found_by_widened_filter = [run["id"] for run in client._client.post("/flow_runs/filter", json=widened).json()]
+sent = [
+    task_run_event(own_task, own_run),
+    task_run_event(foreign_task, str(other_run)),
+    task_run_event(posing_task, own_run, payload_flow_run_id=str(other_run)),
+]
+asyncio.run(send(sent))
+save_result(
+    {
+        "statuses": statuses,
+        "found_by_widened_filter": found_by_widened_filter,
+        "own_run": str(own_run),
+        "own_task_run": own_task,
+        "foreign_task_run": foreign_task,
+        "posing_task_run": posing_task,
+    }
+)
