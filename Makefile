@@ -5,7 +5,7 @@ RUNTIME := .venv-runtime
 # The development directory: user mockuser (token awesome_token) in mockgroup, admin of mockprovider.
 export QS_SEED_FILE ?= $(CURDIR)/deployments/dev-seed.toml
 
-.PHONY: install run test unit e2e lint bench clean
+.PHONY: install run cluster test unit e2e lint bench clean
 
 install: $(VENV)/.installed $(RUNTIME)/.installed
 
@@ -25,6 +25,11 @@ $(RUNTIME)/.installed: requirements/runtime.txt
 
 run: install
 	$(VENV)/bin/python -m deployments.stack
+
+# The distributed topology on this machine: PostgreSQL, Prefect, a Ray head and a second node, S3 on
+# moto's server, two gateways (8000, 8001) and two executors (deployments/cluster.py).
+cluster: install
+	$(VENV)/bin/python -m deployments.cluster
 
 unit: install
 	$(VENV)/bin/pytest tests/unit tests/service tests/integration -q

@@ -23,6 +23,7 @@ class JobSpec(BaseModel):
     env: dict[str, str]
     program_env: dict[str, str] = {}
     dependencies: list[str] = []  # the program's normalized allow-listed requirements, installed per node
+    resources: dict[str, float] = {}  # custom Ray resources the job's task needs (its run's config)
 
     @property
     def artifact_key(self) -> str:

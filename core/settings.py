@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         default=8, description="Logical CPUs of the embedded Ray head: the number of jobs that run at once."
     )
     job_num_cpus: float = Field(default=1.0, description="Ray CPUs reserved by one job's executor task.")
+    job_resources: list[str] = Field(
+        default=[],
+        description="Custom Ray resources a run may ask for in its config (`resources`), such as the label of a "
+        "node group; a job that asks for one runs only on nodes that offer it.",
+    )
     ray_auth_token_file: Path | None = Field(
         default=None,
         description="File holding the Ray cluster's token (RAY_AUTH_MODE=token); the embedded head's is "

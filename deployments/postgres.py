@@ -51,13 +51,13 @@ class EmbeddedPostgres:
         run_as = self.run_as()
         self.home.mkdir(parents=True, exist_ok=True)
         if run_as:
-            for path in [self.bin, self.home]:
-                for parent in [path, *path.parents]:
-                    if not os.stat(parent).st_mode & 0o001:
-                        raise RuntimeError(
-                            f"PostgreSQL runs as nobody under root, but {parent} is not searchable by others: "
-                            "chmod o+x it, or set QS_EMBEDDED_DATABASE=sqlite."
-                        )
+            # Its home is its own (0700, made nobody's below): only the folders above it must let it through.
+            for parent in dict.fromkeys([self.bin, *self.bin.parents, *self.home.parents]):
+                if not os.stat(parent).st_mode & 0o001:
+                    raise RuntimeError(
+                        f"PostgreSQL runs as nobody under root, but {parent} is not searchable by others: "
+                        "chmod o+x it, or set QS_EMBEDDED_DATABASE=sqlite."
+                    )
             os.chown(self.home, run_as["user"], run_as["group"])
         os.chmod(self.home, 0o700)
         if (self.data / "PG_VERSION").exists():

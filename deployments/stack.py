@@ -17,6 +17,7 @@ import sys
 import time
 import tomllib
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,7 @@ class Stack:
                 ],
                 self.prefect_environment(),
             )
-        self._wait("prefect", lambda: _http_ok(settings.prefect_url + "/health"), 90)
+        self._wait("prefect", lambda: http_ok(settings.prefect_url + "/health"), 90)
         if settings.ray_address is None:
             self._spawn(
                 "ray",
@@ -156,7 +157,7 @@ class Stack:
             [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
              "--host", settings.host, "--port", str(settings.port), "--no-access-log"],
         )  # fmt: skip
-        self._wait("gateway", lambda: _http_ok(f"http://{settings.host}:{settings.port}/readiness"), 120)
+        self._wait("gateway", lambda: http_ok(f"http://{settings.host}:{settings.port}/readiness"), 120)
 
     def stop(self) -> None:
         for name, process in reversed(self.processes.items()):
@@ -246,7 +247,7 @@ def describe_database(settings: Settings) -> str:
     return f"PostgreSQL on 127.0.0.1:{settings.postgres_port}, in {settings.postgres_dir}"
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
@@ -269,17 +270,30 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> None:
-    settings = Settings()
-    stack = Stack(settings)
+def serve(stack: Stack, banner: Callable[[], str]) -> None:
+    """Start the stack, say where everything is, keep it running until Ctrl-C, then stop it all."""
     # Installed explicitly: a stack started in the background inherits an ignored SIGINT.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         stack.start()
+        print(banner(), flush=True)
+        stack.watch()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping…", flush=True)
+        stack.stop()
+
+
+def main() -> None:
+    settings = Settings()
+    stack = Stack(settings)
+
+    def banner() -> str:
         base = f"http://{settings.host}:{settings.port}"
         login = f"  (login: {stack.prefect_login})" if stack.prefect_login else ""
-        print(
+        return (
             "\nQiskit Serverless on Prefect is running.\n"
             f"  API:        {base}/api/v1/\n"
             f"  API docs:   {base}/docs\n"
@@ -289,15 +303,10 @@ def main() -> None:
             f"  Database:   {describe_database(settings)}\n"
             f"  Directory:  {settings.seed_file or 'no seed file'} (add users: python -m gateway.cli users add NAME)\n"
             f"  Logs:       {stack.logs}\n"
-            "Press Ctrl-C to stop everything.",
-            flush=True,
+            "Press Ctrl-C to stop everything."
         )
-        stack.watch()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        print("stopping…", flush=True)
-        stack.stop()
+
+    serve(stack, banner)
 
 
 if __name__ == "__main__":

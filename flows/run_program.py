@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
+import ray
 from prefect import Flow, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
@@ -43,21 +44,27 @@ class NotAJob(RuntimeError):
     """No job stands behind this flow run."""
 
 
-def wait_for_job(runtime: NodeRuntime, job_id: str) -> None:
+def wait_for_job(runtime: NodeRuntime, job_id: str) -> JobSpec:
     storage = platform_storage(runtime.storage_block)
     deadline = time.monotonic() + ADOPTION_SECONDS
-    while not JobSpec.exists(storage, job_id):
-        if time.monotonic() > deadline:
-            raise NotAJob(
-                f"No job was made of flow run {job_id} within {ADOPTION_SECONDS:.0f} s: is the gateway running?"
-            )
-        time.sleep(0.1)
+    while True:
+        try:
+            return JobSpec.load(storage, job_id)
+        except FileNotFoundError:
+            if time.monotonic() > deadline:
+                raise NotAJob(
+                    f"No job was made of flow run {job_id} within {ADOPTION_SECONDS:.0f} s: is the gateway running?"
+                ) from None
+            time.sleep(0.1)
 
 
 @task(name="execute-program", persist_result=False, cache_policy=NO_CACHE, log_prints=False)
 def execute_program(job_id: str, runtime: NodeRuntime, attempt: Attempt) -> int:
     storage = platform_storage(runtime.storage_block)
     spec = JobSpec.load(storage, job_id)
+    if spec.resources:  # where a job that asked for a node group's resources landed
+        context = ray.get_runtime_context()
+        get_run_logger().info("On Ray node %s with %s", context.get_node_id(), context.get_assigned_resources())
     mirror = PrefectLogMirror(get_run_logger(), runtime.prefect_log_lines)
     return run_program_process(spec, storage, runtime, mirror, attempt)
 
@@ -78,7 +85,7 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
     job_id = job_of(flow_run.tags) or flow_run_id
     # Prefect re-reads the run for each attempt (flow retries), so run_count is this attempt's number.
     attempt = Attempt(max(1, flow_run.run_count), (flow_run.empirical_policy.retries or 0) + 1)
-    wait_for_job(runtime, job_id)
+    spec = wait_for_job(runtime, job_id)
     exit_code: int | None = None
     timed_out = False
     try:
@@ -86,7 +93,7 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
             return Cancelled(message=cancellation.reason(flow_run_id))
         storage = platform_storage(runtime.storage_block)  # first: nothing may fail between submit and register
         copy_back = layout.job_copy_back(job_id)
-        with remote_options(num_cpus=runtime.job_num_cpus):
+        with remote_options(num_cpus=runtime.job_num_cpus, resources=spec.resources or None):
             future = cast(PrefectRayFuture[int], execute_program.submit(job_id, runtime, attempt))
         task = cancellation.Task(
             future.wrapped_future, lambda: storage.get_bytes(copy_back), runtime.stop_grace_seconds

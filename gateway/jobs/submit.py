@@ -4,7 +4,7 @@ the job of a run started in Prefect."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -52,7 +52,12 @@ def run(
     validate_against_schema(program, arguments)
     if program.artifact is None or program.entrypoint is None or program.deployment_id is None:
         raise bad_request("This function is an image function; image functions cannot run on the Ray runner.")
-    extras = RunExtras(channel=channel, instance=instance, function_size=request.function_size)
+    extras = RunExtras(
+        channel=channel,
+        instance=instance,
+        function_size=request.function_size,
+        resources=resources_of(request.config, services.settings.job_resources),
+    )
     retries = retries_of(program, request.config)
     try:
         job = record_job(services, session, program, user, request.arguments, extras, retries, claim)
@@ -85,6 +90,17 @@ def retries_of(program: db.Program, config: RunConfig | None = None) -> Retries:
     )
 
 
+def resources_of(config: RunConfig | None, offered: list[str]) -> dict[str, float]:
+    """The custom Ray resources a run asks for: only those the platform offers (QS_JOB_RESOURCES),
+    since a job asking for one no node has would wait forever."""
+    asked = (config.resources if config is not None else None) or {}
+    unknown = sorted(set(asked) - set(offered))
+    if unknown:
+        known = ", ".join(sorted(offered)) or "none"
+        raise bad_request(f"Unknown Ray resources {', '.join(unknown)}: this platform offers {known}.")
+    return dict(asked)
+
+
 def first_set(*values: int | None) -> int:
     return next(value for value in values if value is not None)
 
@@ -96,6 +112,7 @@ class RunExtras:
     channel: str | None = None
     instance: str | None = None
     function_size: str | None = None
+    resources: dict[str, float] = field(default_factory=dict)
 
 
 def record_job(
@@ -189,6 +206,7 @@ def _write_files(
         env=job_environment(services, job.id, token, program, extras, job.trial),
         program_env=json.loads(program.env_vars or "{}"),
         dependencies=json.loads(program.dependencies or "[]"),
+        resources=extras.resources,
     )
     storage = services.storage
     storage.put_bytes(spec.arguments_key, arguments.encode())
