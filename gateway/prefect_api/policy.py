@@ -54,7 +54,9 @@ TASK_RUN_EVENT_FIELDS |= {"expected_start_time", "start_time", "end_time"}
 # keys shared by every job, other runs' ids) stay out.
 STATE_FIELDS = {"type", "name", "message", "timestamp"}
 STATE_DETAILS = {"scheduled_time", "retriable", "untrackable_result"}
-# An event of a program's task run: which related resources stay on it.
+# An event of a program's task run: the labels of its resource, and which related resources stay on it.
+EVENT_RESOURCE_LABELS = {"prefect.resource.id", "prefect.resource.name", "prefect.run-count", "prefect.state-message"}
+EVENT_RESOURCE_LABELS |= {"prefect.state-name", "prefect.state-timestamp", "prefect.state-type"}
 EVENT_ROLES = {"flow-run", "flow", "tag"}
 
 
@@ -266,5 +268,23 @@ def event(message: Any) -> TaskRunEvent | None:
             "labels": labels(task_run.get("labels") if isinstance(task_run.get("labels"), dict) else None),
         },
     }
-    allowed = {**message, "related": kept, "payload": rebuilt}
+    allowed = {
+        **_kept(message, {"occurred", "event", "id"}),
+        "resource": {**_kept(resource, EVENT_RESOURCE_LABELS), "prefect.orchestration": "client"},
+        "related": kept,
+        "payload": rebuilt,
+        "follows": None,
+    }
+    if _has_nul(allowed):  # PostgreSQL refuses it, and with it the batch of every job's events
+        return None
     return TaskRunEvent(allowed, task_run_id, flow_runs[0])
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False

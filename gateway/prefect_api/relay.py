@@ -50,7 +50,9 @@ def _object(upstream: httpx.Response) -> dict[str, Any]:
 class PrefectRelay:
     def __init__(self, api_url: str, headers: dict[str, str] | None = None) -> None:
         self.client = httpx.AsyncClient(base_url=api_url.rstrip("/") + "/", headers=headers or {}, timeout=30.0)
-        self._owner: dict[str, str] = {}  # run id -> job id, for the runs already found to be the job's
+        # Ids already checked, each kind on its own (a flow-run id is no task run's): run id -> job id.
+        self._flow_runs: dict[str, str] = {}  # found tagged with the job
+        self._task_runs: dict[str, str] = {}  # in one of the job's flow runs, or claimed while Prefect knew none
 
     @classmethod
     def from_prefect_settings(cls, api_url: str) -> PrefectRelay:
@@ -75,12 +77,15 @@ class PrefectRelay:
 
     @staticmethod
     def _answer(upstream: httpx.Response) -> Response:
+        if upstream.status_code >= 500:  # Prefect's own failure, never passed on as the gateway's
+            raise ApiError(502, "Prefect could not take this call.")
         return Response(upstream.content, upstream.status_code, media_type=upstream.headers.get("content-type"))
 
-    def _remember(self, run_id: str, job_id: str) -> None:
-        if len(self._owner) >= REMEMBERED:
-            self._owner.pop(next(iter(self._owner)))
-        self._owner[run_id] = job_id
+    @staticmethod
+    def _remember(known: dict[str, str], run_id: str, job_id: str) -> None:
+        if len(known) >= REMEMBERED:
+            known.pop(next(iter(known)))
+        known[run_id] = job_id
 
     async def flow_run(self, job_id: str, run_id: str) -> dict[str, Any]:
         """The job's own flow run, or 403 (also for a run that does not exist: nothing is told)."""
@@ -88,12 +93,12 @@ class PrefectRelay:
         run = _object(upstream) if upstream.status_code == 200 else {}
         if in_job_tag(job_id) not in (run.get("tags") or []):
             raise refused()
-        self._remember(run_id, job_id)
+        self._remember(self._flow_runs, policy.run_id(run_id), job_id)
         return run
 
     async def check_flow_runs(self, job_id: str, run_ids: set[str]) -> None:
         for run_id in run_ids:
-            if self._owner.get(run_id) != job_id:
+            if self._flow_runs.get(policy.run_id(run_id)) != job_id:
                 await self.flow_run(job_id, run_id)
 
     async def task_run(self, job_id: str, task_run_id: str) -> dict[str, Any]:
@@ -103,18 +108,18 @@ class PrefectRelay:
         if not isinstance(run.get("flow_run_id"), str):
             raise refused()
         await self.check_flow_runs(job_id, {run["flow_run_id"]})
-        self._remember(task_run_id, job_id)
+        self._remember(self._task_runs, policy.run_id(task_run_id), job_id)
         return run
 
     async def check_task_runs(self, job_id: str, task_run_ids: set[str]) -> None:
         """Task runs an event or a log line names: the job's own, or none Prefect knows yet (its first
         event makes it; task-run ids are random, so an unknown one is nobody else's)."""
-        for task_run_id in task_run_ids:
-            if self._owner.get(task_run_id) == job_id:
+        for task_run_id in map(policy.run_id, task_run_ids):
+            if self._task_runs.get(task_run_id) == job_id:
                 continue
-            upstream = await self._send("GET", f"task_runs/{policy.run_id(task_run_id)}")
+            upstream = await self._send("GET", f"task_runs/{task_run_id}")
             if upstream.status_code == 404:
-                self._remember(task_run_id, job_id)
+                self._remember(self._task_runs, task_run_id, job_id)
             else:
                 await self.task_run(job_id, task_run_id)
 
@@ -204,7 +209,10 @@ class PrefectRelay:
             if created.get("parent_task_run_id") != placeholder_id:  # refused, or an earlier run of its key
                 await self._send("DELETE", f"task_runs/{placeholder_id}")
         if upstream.status_code < 300:
-            self._remember(str(_object(upstream).get("id")), job_id)
+            made_run = _object(upstream)
+            if in_job_tag(job_id) not in (made_run.get("tags") or []):
+                raise refused()  # not the run it asked for (its key is the job's own, so never expected)
+            self._remember(self._flow_runs, policy.run_id(made_run.get("id")), job_id)
         return self._answer(upstream)
 
     async def _settle_placeholder(self, run: dict[str, Any], job_run_id: str, upstream: httpx.Response) -> None:

@@ -17,8 +17,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
-from prefect.events.schemas.events import Event
-from pydantic import ValidationError
 
 from gateway import db
 from gateway.access.subject import Principal
@@ -56,6 +54,8 @@ async def _job(services: Services, principal: Principal) -> tuple[str, str]:
 
 async def _json(request: Request) -> Any:
     raw = await request.body()
+    if b"\\u0000" in raw:  # PostgreSQL refuses it in text: a 500 from Prefect otherwise
+        raise ApiError(400, "The body may not hold NUL characters.")
     try:
         return json.loads(raw) if raw else None
     except ValueError:
@@ -140,9 +140,23 @@ async def _allowed_event(relay: PrefectRelay, job_id: str, message: Any) -> dict
     try:
         await relay.check_flow_runs(job_id, {allowed.flow_run_id})
         await relay.check_task_runs(job_id, {allowed.task_run_id})
-        return Event.model_validate(allowed.event).model_dump(mode="json")
-    except (ApiError, ValidationError):
+        return recordable(allowed.event)
+    except (ApiError, ValueError):  # pydantic's ValidationError is a ValueError
         return None
+
+
+def recordable(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as Prefect's task-run recorder will read it, or ValueError: one the recorder cannot
+    record would fail the batch it shares with every other job's events."""
+    from prefect.server.events.schemas.events import Event as ServerEvent  # the server's schema: on first use
+    from prefect.server.services.task_run_recorder import db_recordable_task_run_from_event
+
+    checked = ServerEvent.model_validate(event)
+    try:
+        db_recordable_task_run_from_event(checked.receive())
+    except Exception as error:
+        raise ValueError(f"not a recordable task-run event: {error}") from None
+    return checked.model_dump(mode="json")
 
 
 async def _send_events(relay: PrefectRelay, pending: list[dict[str, Any]], arrived: asyncio.Event) -> None:

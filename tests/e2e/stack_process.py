@@ -47,7 +47,11 @@ def stack_env(
 
 @contextmanager
 def running_stack(
-    data_dir: Path, ports: dict[str, str] = TEST_PORTS, extra: dict[str, str] | None = None, timeout: float = 240
+    data_dir: Path,
+    ports: dict[str, str] = TEST_PORTS,
+    extra: dict[str, str] | None = None,
+    timeout: float = 240,
+    module: str = "deployments.stack",
 ) -> Iterator[str]:
     """Yield the gateway URL once /readiness answers 200; stop every process afterwards.
 
@@ -59,7 +63,7 @@ def running_stack(
     output = data_dir / "stack.out"
     with open(output, "wb") as log:
         process = subprocess.Popen(
-            [str(PLATFORM_PYTHON), "-m", "deployments.stack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [str(PLATFORM_PYTHON), "-m", module], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{ports['QS_PORT']}"
     try:

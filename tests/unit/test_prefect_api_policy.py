@@ -7,6 +7,7 @@ import base64
 import pytest
 
 from gateway.auth import token_of
+from gateway.errors import ApiError
 from gateway.prefect_api import policy
 
 RUN = "0b7e2a3c-1d2e-4f5a-8b9c-0d1e2f3a4b5c"
@@ -192,3 +193,72 @@ def test_a_jobs_token_in_basic_credentials_is_read_as_a_bearer_token() -> None:
     assert token_of(f"Basic {basic}") == "secret-token"
     assert token_of("Bearer secret-token") == "secret-token"
     assert token_of("Basic not-base64!") == "not-base64!", "anything else stays the token itself"
+
+
+def test_an_events_resource_keeps_only_the_task_runs_labels_and_follows_nothing() -> None:
+    message = {
+        **_task_event([FLOW_RUN]),
+        "resource": {"prefect.resource.id": f"prefect.task-run.{TASK}", "team": "x", "prefect.state-type": "COMPLETED"},
+        "follows": OTHER,
+    }
+    allowed = policy.event(message)
+    assert allowed is not None
+    assert allowed.event["resource"] == {
+        "prefect.resource.id": f"prefect.task-run.{TASK}",
+        "prefect.state-type": "COMPLETED",
+        "prefect.orchestration": "client",
+    }
+    assert allowed.event["follows"] is None
+
+
+def test_an_event_holding_a_nul_is_dropped() -> None:
+    message = _task_event([FLOW_RUN])
+    message["payload"]["task_run"]["name"] = "a\x00b"  # type: ignore[index]
+    assert policy.event(message) is None
+
+
+def _recordable_event(state_type: str) -> dict[str, object]:
+    allowed = policy.event(
+        {**_task_event([FLOW_RUN]), "id": OTHER, "occurred": "2026-11-29T20:00:00Z"}
+        | {
+            "payload": {
+                "validated_state": {"type": state_type, "name": "x"},
+                "task_run": {"name": "t", "task_key": "k", "dynamic_key": "0"},
+            }
+        }
+    )
+    assert allowed is not None
+    return allowed.event
+
+
+def test_only_events_prefects_recorder_can_record_pass() -> None:
+    from gateway.prefect_api.routes import recordable
+
+    assert recordable(_recordable_event("COMPLETED"))["resource"]["prefect.resource.id"] == f"prefect.task-run.{TASK}"
+    with pytest.raises(ValueError):
+        recordable(_recordable_event("BOGUS"))
+
+
+def test_a_task_run_id_claimed_while_unknown_never_makes_a_flow_run_the_jobs() -> None:
+    """A flow run's id is no task run's: claiming it as a new task run (Prefect knows no task run of
+    that id) must not let the job act on the flow run it names."""
+    import asyncio
+
+    import httpx
+
+    from gateway.prefect_api.relay import PrefectRelay
+
+    def prefect(request: httpx.Request) -> httpx.Response:
+        if request.url.path == f"/api/flow_runs/{OTHER}":
+            return httpx.Response(200, json={"id": OTHER, "tags": ["job:someone-else"]})
+        return httpx.Response(404, json={"detail": "not found"})
+
+    async def attempt() -> None:
+        relay = PrefectRelay("http://prefect/api")
+        relay.client = httpx.AsyncClient(base_url="http://prefect/api/", transport=httpx.MockTransport(prefect))
+        await relay.check_task_runs(JOB, {OTHER})  # unknown as a task run: the job may make it
+        with pytest.raises(ApiError) as refused:
+            await relay.check_flow_runs(JOB, {OTHER})
+        assert refused.value.status == 403
+
+    asyncio.run(attempt())
