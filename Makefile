@@ -58,6 +58,7 @@ $(WRK):
 bench: install $(WRK)
 	$(RUNTIME)/bin/python bench/jobs.py
 	$(RUNTIME)/bin/python bench/burst.py
+	$(RUNTIME)/bin/python bench/cluster.py
 	$(VENV)/bin/python bench/files.py
 	$(VENV)/bin/python bench/hardening.py
 

@@ -47,18 +47,22 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def burst(url: str, jobs: int, threads: int) -> tuple[dict[str, float], str]:
-    """The burst's figures, and one of its jobs (for the reads)."""
+def burst(url: str, jobs: int, threads: int, more_gateways: tuple[str, ...] = ()) -> tuple[dict[str, float], str]:
+    """The burst's figures, and one of its jobs (for the reads). With more gateways, submissions go
+    to each gateway by turns."""
     client = ServerlessClient(host=url, token=TOKEN, instance=INSTANCE)
     function = client.upload(
         QiskitFunction(title="burst-hello", entrypoint="main.py", working_dir=str(HERE / "programs" / "hello"))
     )
     assert function is not None
+    gateways = [function] + [
+        ServerlessClient(host=other, token=TOKEN, instance=INSTANCE).function("burst-hello") for other in more_gateways
+    ]
 
     def submit(index: int) -> tuple[str | None, float]:
         start = time.monotonic()
         try:
-            job = function.run(name=f"job-{index}")
+            job = gateways[index % len(gateways)].run(name=f"job-{index}")
             return job.job_id, time.monotonic() - start
         except Exception as error:  # the client raises on any non-2xx answer or timeout
             print(f"submission {index} failed: {error}", file=sys.stderr)

@@ -83,6 +83,31 @@ def running_stack(
             process.kill()
 
 
+# `make cluster`'s topology (deployments/cluster.py) as the tests and benchmarks start it.
+CLUSTER_PORTS = {
+    "QS_PORT": "28300",
+    "QS_PREFECT_PORT": "24300",
+    "QS_RAY_PORT": "26490",
+    "QS_RAY_DASHBOARD_PORT": "28365",
+    "QS_POSTGRES_PORT": "25436",
+}
+CLUSTER_TOPOLOGY = {"QS_CLUSTER_SECOND_GATEWAY_PORT": "28301", "QS_CLUSTER_S3_PORT": "25003"}
+
+
+@contextmanager
+def running_cluster(data_dir: Path, extra: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
+    """Yield both gateways' URLs once both answer their readiness probe; stop everything afterwards."""
+    second = f"http://127.0.0.1:{CLUSTER_TOPOLOGY['QS_CLUSTER_SECOND_GATEWAY_PORT']}"
+    topology = {**CLUSTER_TOPOLOGY, **(extra or {})}
+    with running_stack(data_dir, CLUSTER_PORTS, topology, timeout=360, module="deployments.cluster") as first:
+        deadline = time.monotonic() + 120
+        while not ready(second):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the second gateway did not become ready:\n" + (data_dir / "stack.out").read_text())
+            time.sleep(0.5)
+        yield first, second
+
+
 @contextmanager
 def stack_dir(prefix: str) -> Iterator[Path]:
     """A data directory for `running_stack`, removed afterwards."""

@@ -5,7 +5,6 @@ second node's resource runs there, reading its arguments and writing its data ar
 
 from __future__ import annotations
 
-import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,17 +14,7 @@ import pytest
 import requests
 from conftest import TERMINAL, upload, wait_for, wait_for_log
 from qiskit_serverless import ServerlessClient
-from stack_process import ready, running_stack, stack_dir
-
-PORTS = {
-    "QS_PORT": "28300",
-    "QS_PREFECT_PORT": "24300",
-    "QS_RAY_PORT": "26490",
-    "QS_RAY_DASHBOARD_PORT": "28365",
-    "QS_POSTGRES_PORT": "25436",
-}
-SECOND_GATEWAY = "http://127.0.0.1:28301"
-TOPOLOGY = {"QS_CLUSTER_SECOND_GATEWAY_PORT": "28301", "QS_CLUSTER_S3_PORT": "25003"}
+from stack_process import CLUSTER_PORTS, running_cluster, stack_dir
 
 
 @dataclass
@@ -39,13 +28,8 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    with stack_dir("qs-e2e-cluster-") as data_dir:
-        with running_stack(data_dir, PORTS, TOPOLOGY, timeout=360, module="deployments.cluster") as first:
-            deadline = time.monotonic() + 120
-            while not ready(SECOND_GATEWAY):
-                assert time.monotonic() < deadline, (data_dir / "stack.out").read_text()[-3000:]
-                time.sleep(0.5)
-            yield Cluster((first, SECOND_GATEWAY), data_dir)
+    with stack_dir("qs-e2e-cluster-") as data_dir, running_cluster(data_dir) as gateways:
+        yield Cluster(gateways, data_dir)
 
 
 def test_the_client_scenario_goes_through_either_gateway(cluster: Cluster, tmp_path: Path) -> None:
@@ -89,7 +73,7 @@ def test_a_job_asking_for_the_second_nodes_resource_runs_there(cluster: Cluster)
     # Where its task ran, as its flow run's Prefect logs say (only the second node offers node-2).
     with (cluster.data_dir / "prefect-profiles.toml").open("rb") as handle:
         login = tomllib.load(handle)["profiles"]["qiskit-serverless"]["PREFECT_API_AUTH_STRING"]
-    prefect, auth = f"http://127.0.0.1:{PORTS['QS_PREFECT_PORT']}/api", tuple(login.split(":", 1))
+    prefect, auth = f"http://127.0.0.1:{CLUSTER_PORTS['QS_PREFECT_PORT']}/api", tuple(login.split(":", 1))
     tagged = {"flow_runs": {"tags": {"all_": [f"job:{job.job_id}"]}}}
     [run] = requests.post(f"{prefect}/flow_runs/filter", json=tagged, auth=auth, timeout=30).json()
     logs = requests.post(f"{prefect}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}}, auth=auth)
