@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-from burst import burst
-from stack_process import running_cluster, running_stack, stack_dir
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
+from burst import burst  # noqa: E402
+from stack_process import running_cluster, running_stack, stack_dir  # noqa: E402
 
 LIMITS = {"QS_MAX_ACTIVE_JOBS": "1000"}
 

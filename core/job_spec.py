@@ -54,10 +54,6 @@ class JobSpec(BaseModel):
         public = self.model_copy(update={"env": {k: v for k, v in self.env.items() if k != TOKEN_VARIABLE}})
         public.save(storage)
 
-    @staticmethod
-    def exists(storage: Storage, job_id: str) -> bool:
-        return storage.exists(layout.job_spec(job_id))
-
     @classmethod
     def load(cls, storage: Storage, job_id: str) -> JobSpec:
         raw = storage.get_bytes(layout.job_spec(job_id))

@@ -61,7 +61,8 @@ class Cluster(Stack):
 
     def start(self) -> None:
         endpoint = f"http://127.0.0.1:{self.topology.s3_port}"
-        self._spawn("s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.topology.s3_port)])
+        moto = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.topology.s3_port)]
+        self._spawn("s3", moto, service=True)
         self._wait("s3", lambda: http_ok(endpoint), 60)
         super().start()
         settings = self.settings
@@ -76,6 +77,7 @@ class Cluster(Stack):
                 "--disable-usage-stats",
             ],
             ray_environment(settings),
+            service=True,
         )  # fmt: skip
         self._spawn("executor-2", [sys.executable, "-m", "deployments.executor"], stop_signal=signal.SIGINT)
         port = self.topology.second_gateway_port

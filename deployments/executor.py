@@ -24,7 +24,7 @@ from typing import Any
 from uuid import UUID
 
 import ray
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterState,
@@ -34,6 +34,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.context import SettingsContext
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventFilter, EventNameFilter
@@ -52,6 +53,10 @@ log = logging.getLogger("qiskit_serverless.executor")
 
 POLL_SECONDS = 2.0
 HEARTBEAT_SECONDS = 10.0
+# An executor whose last heartbeat is older than this is gone: the runs it held are closed.
+GONE_AFTER = timedelta(seconds=3 * HEARTBEAT_SECONDS)
+RECOVER_SECONDS = 15.0  # how often each executor looks for runs a gone executor held
+CLAIMED_BY = "Claimed by "  # the Pending state's message: which executor holds the run
 WARM_WORKERS = 2
 # Clocks of Prefect and the executor may differ a little: a run due within it is due.
 DUE_SLACK = timedelta(seconds=0.1)
@@ -82,6 +87,7 @@ class SettingsShippedAsEnvironment(SettingsContext):
 class Executor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.name = f"executor-{socket.gethostname()}-{os.getpid()}"
         self.runtime = NodeRuntime.of(settings)
         self.flow = for_runtime(self.runtime)
         self.pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="flow-run")
@@ -119,14 +125,14 @@ class Executor:
         ray.get([warm.remote(self.runtime) for _ in range(WARM_WORKERS)])
 
     async def heartbeat(self) -> None:
-        """Mark the work pool READY in Prefect (the gateway's readiness asks for it)."""
-        name = f"executor-{socket.gethostname()}-{os.getpid()}"
+        """Mark the work pool READY in Prefect (the gateway's readiness asks for it) and say this
+        executor is alive (the other executors of the pool leave the runs it holds alone)."""
         while not self.stopping.is_set():
             try:
                 async with get_client() as client:
                     await client.send_worker_heartbeat(
                         work_pool_name=self.settings.work_pool,
-                        worker_name=name,
+                        worker_name=self.name,
                         heartbeat_interval_seconds=HEARTBEAT_SECONDS,
                     )
             except Exception:
@@ -175,7 +181,9 @@ class Executor:
             return
         try:
             async with get_client() as client:
-                claimed: OrchestrationResult[Any] = await client.set_flow_run_state(flow_run.id, Pending())
+                claimed: OrchestrationResult[Any] = await client.set_flow_run_state(
+                    flow_run.id, Pending(message=f"{CLAIMED_BY}{self.name}.")
+                )
         except Exception:
             log.exception("could not claim flow run %s", key)
             self._release(key)
@@ -230,11 +238,17 @@ class Executor:
         if ours:
             cancellation.request(key)
             return
-        # Nobody is executing it (e.g. cancelled while still scheduled): finish the cancel here.
+        # Not ours: finished here only when no executor that is alive holds it (e.g. cancelled while
+        # still scheduled, or held by one that is gone); the one that holds it stops it itself.
         async with get_client() as client:
             flow_run = await client.read_flow_run(flow_run_id)
-            if flow_run.work_pool_name == self.settings.work_pool and flow_run.state and flow_run.state.is_cancelling():
-                await client.set_flow_run_state(flow_run_id, Cancelled(message=STOPPED_MESSAGE), force=True)
+            if flow_run.work_pool_name != self.settings.work_pool or not (
+                flow_run.state and flow_run.state.is_cancelling()
+            ):
+                return
+            if await self._held(client, flow_run, await self._alive(client)):
+                return
+            await client.set_flow_run_state(flow_run_id, Cancelled(message=STOPPED_MESSAGE), force=True)
 
     def cancelled(self, key: str) -> None:
         """A run of ours was cancelled outright (a stop that found it still Pending, or waiting
@@ -245,33 +259,71 @@ class Executor:
         if ours:
             cancellation.request(key)
 
+    async def _alive(self, client: PrefectClient) -> set[str]:
+        """The executors of the pool whose heartbeat is recent (this one always)."""
+        workers = await client.read_workers_for_work_pool(self.settings.work_pool)
+        since = datetime.now(UTC) - GONE_AFTER
+        recent = {each.name for each in workers if each.last_heartbeat_time and each.last_heartbeat_time > since}
+        return recent | {self.name}
+
+    async def _held(self, client: PrefectClient, run: FlowRun, alive: set[str]) -> bool:
+        """Whether an executor that is alive holds the run: this one (it is executing it), or another
+        that claimed it (its Pending state says which)."""
+        with self.lock:
+            if str(run.id) in self.active:
+                return True
+        states = [run.state] if run.state is not None and run.state.is_pending() else []
+        states = states or await client.read_flow_run_states(run.id)
+        claims = [state.message or "" for state in states if state.is_pending()]
+        claims = [claim for claim in claims if claim.startswith(CLAIMED_BY)]
+        holder = claims[-1].removeprefix(CLAIMED_BY).rstrip(".") if claims else None
+        return holder is not None and holder != self.name and holder in alive
+
     async def recover(self) -> None:
-        """Close runs a previous executor of this pool left behind (one executor serves a pool).
+        """Close the pool's runs that an executor which is gone left behind (at start, then every
+        RECOVER_SECONDS: several executors may serve one pool, and each leaves the others' alone).
 
         A run still Pending was claimed but never started: it is given back (Scheduled) and runs
         now. A run Running lost its program with that executor's Ray driver, so it would never
         end: it becomes Crashed (FAILED). A stop in progress becomes Cancelled. Every such run is
-        read, a page at a time (a run leaves the filter once handled).
+        read, a page at a time: a run handled leaves the filter, one held by a live executor stays
+        (and is skipped by the offset).
         """
         handled: set[UUID] = set()
         async with get_client() as client:
+            alive = await self._alive(client)
+            skipped = 0
             while True:
                 page = await client.read_flow_runs(
                     flow_run_filter=FlowRunFilter(
                         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(LEFT_BEHIND)))
                     ),
                     work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self.settings.work_pool])),
+                    sort=FlowRunSort.ID_DESC,
                     limit=RECOVERY_PAGE,
+                    offset=skipped,
                 )
-                fresh = [run for run in page if run.id not in handled]
-                for run in fresh:
+                for run in page:
+                    if run.id in handled:
+                        continue
                     handled.add(run.id)
+                    if await self._held(client, run, alive):
+                        skipped += 1
+                        continue
                     kind = run.state.type if run.state is not None else StateType.RUNNING
                     now = LEFT_BEHIND[kind]()
                     await client.set_flow_run_state(run.id, now, force=True)
-                    log.warning("flow run %s left by a previous executor: now %s", run.id, now.type.value)
-                if len(page) < RECOVERY_PAGE or not fresh:
+                    log.warning("flow run %s left by an executor that is gone: now %s", run.id, now.type.value)
+                if len(page) < RECOVERY_PAGE:
                     return
+
+    async def keep_recovering(self) -> None:
+        while not self.stopping.is_set():
+            await self.pause(RECOVER_SECONDS)
+            try:
+                await self.recover()
+            except Exception:
+                log.exception("could not look for runs left behind")
 
     async def listen(self) -> None:
         event_filter = EventFilter(
@@ -323,15 +375,15 @@ class Executor:
     def drain(self) -> None:
         """SIGTERM: take no more runs, let the running ones end (QS_EXECUTOR_DRAIN_SECONDS at most),
         then exit; another executor, or this one started again, takes the runs that wait."""
-        if not self.draining.is_set():
+        if not self.draining.is_set() and not self.stopping.is_set():
             self.draining.set()
             log.info("draining: no more runs taken; %d running", len(self.active))
             self.spawn(self._drained())
 
     async def _drained(self) -> None:
         deadline = self.loop.time() + self.settings.executor_drain_seconds
-        while self.active and self.loop.time() < deadline:
-            await self.pause(0.2)
+        while self.active and self.loop.time() < deadline and not self.stopping.is_set():
+            await asyncio.sleep(0.2)
         self.shutdown_reason = executor_shut_down(self.settings.executor_drain_seconds)
         self.stopping.set()
 
@@ -345,7 +397,8 @@ class Executor:
         self.loop.add_signal_handler(signal.SIGTERM, self.drain)
         log.info("executor ready: work pool %s, Ray %s", self.settings.work_pool, self.settings.ray_cluster)
         tasks = [
-            asyncio.create_task(job()) for job in (self.listen, self.dispatch, self.poll_cancelling, self.heartbeat)
+            asyncio.create_task(job())
+            for job in (self.listen, self.dispatch, self.poll_cancelling, self.heartbeat, self.keep_recovering)
         ]
         await self.stopping.wait()
         with self.lock:

@@ -40,6 +40,7 @@ class Supervised:
     env: dict[str, str]
     popen: dict[str, Any]
     stop_signal: signal.Signals = signal.SIGTERM
+    service: bool = False  # PostgreSQL, Prefect, Ray, S3: stopped after the processes that use them
     started: float = 0.0
     deaths: int = 0
     restart_at: float | None = None
@@ -63,9 +64,10 @@ class Stack:
         command: list[str],
         env: dict[str, str] | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
+        service: bool = False,
         **popen: Any,
     ) -> None:
-        self.supervised[name] = Supervised(command, env if env is not None else self.env, popen, stop_signal)
+        self.supervised[name] = Supervised(command, env if env is not None else self.env, popen, stop_signal, service)
         self._start(name)
 
     def _start(self, name: str) -> None:
@@ -98,7 +100,7 @@ class Stack:
         write_secret_once(self.settings.postgres_password_file, secrets.token_hex(24))
         postgres = EmbeddedPostgres(self.settings)
         postgres.prepare()
-        self._spawn("postgres", postgres.command(), postgres.environment(), **postgres.run_as())
+        self._spawn("postgres", postgres.command(), postgres.environment(), service=True, **postgres.run_as())
         self._wait("postgres", postgres.ready, 60)
         postgres.ensure_databases()
 
@@ -131,6 +133,7 @@ class Stack:
                     str(settings.prefect_port),
                 ],
                 self.prefect_environment(),
+                service=True,
             )
         self._wait("prefect", lambda: http_ok(settings.prefect_url + "/health"), 90)
         if settings.ray_address is None:
@@ -147,6 +150,7 @@ class Stack:
                     "--disable-usage-stats",
                 ],
                 ray_environment(settings),
+                service=True,
             )  # fmt: skip
             self._wait("ray", lambda: _tcp_ok(settings.ray_cluster), 90)
         # SIGINT: a stack that stops stops its jobs at once (SIGTERM would let them end first).
@@ -160,16 +164,21 @@ class Stack:
         self._wait("gateway", lambda: http_ok(f"http://{settings.host}:{settings.port}/readiness"), 120)
 
     def stop(self) -> None:
-        for name, process in reversed(self.processes.items()):
-            # To the group: a leader that died may have left its group behind.
-            _kill_group(process, self.supervised[name].stop_signal)
-        deadline = time.monotonic() + 15
-        for process in reversed(self.processes.values()):
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _kill_group(process, signal.SIGKILL)
-                process.wait()
+        """The platform's processes first (an executor stopping its jobs saves what they wrote, in
+        Prefect and storage), then the services they use."""
+        for services in (False, True):
+            group = [(name, process) for name, process in reversed(self.processes.items())]
+            group = [(name, process) for name, process in group if self.supervised[name].service is services]
+            for name, process in group:
+                # To the group: a leader that died may have left its group behind.
+                _kill_group(process, self.supervised[name].stop_signal)
+            deadline = time.monotonic() + 15
+            for _, process in group:
+                try:
+                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    _kill_group(process, signal.SIGKILL)
+                    process.wait()
 
     def watch(self) -> None:
         """Block until Ctrl-C, starting again any process that dies (see FIRST_PAUSE)."""

@@ -32,7 +32,8 @@ log = logging.getLogger("qiskit_serverless.executor")
 
 
 def end_program_flows_later(job_id: str, job_run_id: str, stopped: bool) -> None:
-    """In the background: nothing on a job's way to its end waits for it."""
+    """In the background: nothing on a job's way to its end waits for it (but the executor's exit
+    does, so a stop of the executor still ends them)."""
 
     def end() -> None:
         try:
@@ -40,11 +41,11 @@ def end_program_flows_later(job_id: str, job_run_id: str, stopped: bool) -> None
         except Exception:  # the job's outcome stands; only the UI's view of its flows is stale
             log.exception("could not end the flow runs of job %s's program", job_id)
 
-    threading.Thread(target=end, name=f"end-flows-{job_id[:8]}", daemon=True).start()
+    threading.Thread(target=end, name=f"end-flows-{job_id[:8]}").start()
 
 
-def end_program_flows(job_id: str, job_run_id: str, stopped: bool) -> int:
-    """End the job's unfinished program flow runs; how many there were."""
+def end_program_flows(job_id: str, job_run_id: str, stopped: bool) -> None:
+    """End the job's unfinished program flow runs."""
     unfinished = FlowRunFilter(
         tags=FlowRunFilterTags(all_=[in_job_tag(job_id)]),
         state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=list(FINAL_STATE_TYPES))),
@@ -59,4 +60,3 @@ def end_program_flows(job_id: str, job_run_id: str, stopped: bool) -> int:
             parent = client.read_task_run(run.parent_task_run_id)
             if parent.flow_run_id == UUID(job_run_id):  # shown in the job's run: it ends the same way
                 client.set_task_run_state(parent.id, ended.model_copy(), force=True)
-    return len(runs)

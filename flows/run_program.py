@@ -50,7 +50,7 @@ def wait_for_job(runtime: NodeRuntime, job_id: str) -> JobSpec:
     while True:
         try:
             return JobSpec.load(storage, job_id)
-        except FileNotFoundError:
+        except (FileNotFoundError, ValueError):  # not there yet, or read while being written
             if time.monotonic() > deadline:
                 raise NotAJob(
                     f"No job was made of flow run {job_id} within {ADOPTION_SECONDS:.0f} s: is the gateway running?"
@@ -119,7 +119,7 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
         if exit_code == 0 or attempt.is_last or stopped:
             outcome = STOPPED if stopped else SUCCEEDED if exit_code == 0 else FAILED
             settle_job(platform_storage(runtime.storage_block), flow_run, job_id, outcome)
-        end_program_flows_later(job_id, flow_run_id, stopped)
+            end_program_flows_later(job_id, flow_run_id, stopped)
 
 
 def for_runtime(runtime: NodeRuntime) -> Flow[[dict[str, Any] | None], State | None]:

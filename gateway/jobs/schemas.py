@@ -125,7 +125,7 @@ class RunConfig(BaseModel):
     retry_delay_seconds: int | None = Field(
         default=None, ge=0, le=MAX_RETRY_DELAY, description="Wait before each retry (default: the function's, else 0)."
     )
-    resources: dict[str, Annotated[float, Field(gt=0, le=1_000_000)]] | None = Field(
+    resources: dict[str, Annotated[float, Field(ge=0.0001, le=1_000_000)]] | None = Field(
         default=None,
         max_length=16,
         description="Custom Ray resources the job's task needs (names from QS_JOB_RESOURCES): it runs on a node "

@@ -17,6 +17,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
+from prefect.server.events.schemas.events import Event as ServerEvent
+from prefect.server.services.task_run_recorder import db_recordable_task_run_from_event
 
 from gateway import db
 from gateway.access.subject import Principal
@@ -148,9 +150,6 @@ async def _allowed_event(relay: PrefectRelay, job_id: str, message: Any) -> dict
 def recordable(event: dict[str, Any]) -> dict[str, Any]:
     """The event as Prefect's task-run recorder will read it, or ValueError: one the recorder cannot
     record would fail the batch it shares with every other job's events."""
-    from prefect.server.events.schemas.events import Event as ServerEvent  # the server's schema: on first use
-    from prefect.server.services.task_run_recorder import db_recordable_task_run_from_event
-
     checked = ServerEvent.model_validate(event)
     try:
         db_recordable_task_run_from_event(checked.receive())

@@ -5,16 +5,21 @@ second node's resource runs there, reading its arguments and writing its data ar
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 import tomllib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from conftest import TERMINAL, upload, wait_for, wait_for_log
 from qiskit_serverless import ServerlessClient
-from stack_process import CLUSTER_PORTS, running_cluster, stack_dir
+from stack_process import CLUSTER_PORTS, gateway_pid, ready, running_cluster, stack_dir
 
 
 @dataclass
@@ -24,6 +29,16 @@ class Cluster:
 
     def client(self, which: int) -> ServerlessClient:
         return ServerlessClient(token="awesome_token", host=self.gateways[which], instance="any")
+
+    def prefect(self, path: str, body: dict[str, Any]) -> Any:
+        """The operator's view: the cluster's Prefect API with its credentials."""
+        with (self.data_dir / "prefect-profiles.toml").open("rb") as handle:
+            login = tomllib.load(handle)["profiles"]["qiskit-serverless"]["PREFECT_API_AUTH_STRING"]
+        user, _, password = login.partition(":")
+        prefect = f"http://127.0.0.1:{CLUSTER_PORTS['QS_PREFECT_PORT']}/api"
+        answer = requests.post(f"{prefect}/{path}", json=body, auth=(user, password), timeout=30)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +86,9 @@ def test_a_job_asking_for_the_second_nodes_resource_runs_there(cluster: Cluster)
     assert job.result() == {"written": "/data/out.tar"}
     assert "out.tar" in client.files(client.function("producer-node-2"))
     # Where its task ran, as its flow run's Prefect logs say (only the second node offers node-2).
-    with (cluster.data_dir / "prefect-profiles.toml").open("rb") as handle:
-        login = tomllib.load(handle)["profiles"]["qiskit-serverless"]["PREFECT_API_AUTH_STRING"]
-    prefect, auth = f"http://127.0.0.1:{CLUSTER_PORTS['QS_PREFECT_PORT']}/api", tuple(login.split(":", 1))
-    tagged = {"flow_runs": {"tags": {"all_": [f"job:{job.job_id}"]}}}
-    [run] = requests.post(f"{prefect}/flow_runs/filter", json=tagged, auth=auth, timeout=30).json()
-    logs = requests.post(f"{prefect}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}}, auth=auth)
-    assert any("'node-2': 1.0" in entry["message"] for entry in logs.json()), logs.text[-2000:]
+    [run] = cluster.prefect("flow_runs/filter", {"flow_runs": {"tags": {"all_": [f"job:{job.job_id}"]}}})
+    logs = cluster.prefect("logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}})
+    assert any("'node-2': 1.0" in entry["message"] for entry in logs), logs[-5:]
     refused = requests.post(
         f"{cluster.gateways[1]}/api/v1/programs/run",
         headers={"Authorization": "Bearer awesome_token"},
@@ -85,3 +96,37 @@ def test_a_job_asking_for_the_second_nodes_resource_runs_there(cluster: Cluster)
         timeout=60,
     )
     assert refused.status_code == 400 and "offers node-2" in refused.json()["message"]
+
+
+def test_a_gateway_killed_during_a_burst_loses_no_accepted_job(cluster: Cluster) -> None:
+    """kill -9 the second gateway while 50 submissions come in: each one answered 2xx runs exactly
+    once (the other gateway dispatches what the dead one recorded), and make cluster starts it again."""
+    client = cluster.client(1)
+    upload(client, "hello-burst", "hello")
+    function = client.function("hello-burst")
+    doomed = gateway_pid(cluster.gateways[1])
+    assert doomed is not None
+
+    def submit(index: int) -> tuple[int, str | None]:
+        if index == 15:
+            os.kill(doomed, signal.SIGKILL)
+        try:
+            return index, function.run(name=f"burst-{index}").job_id
+        except Exception:  # refused by the dying gateway: never accepted
+            return index, None
+
+    with ThreadPoolExecutor(8) as pool:
+        accepted = {index: job_id for index, job_id in pool.map(submit, range(50)) if job_id is not None}
+    assert 0 < len(accepted) < 50, "the kill landed during the burst"
+    survivor = cluster.client(0)
+    for index, job_id in accepted.items():
+        job = survivor.job(job_id)
+        assert wait_for(job, TERMINAL, timeout=300) == "DONE", job.logs()
+        assert job.result() == {"hello": f"burst-{index}"}
+    for job_id in accepted.values():
+        runs = cluster.prefect("flow_runs/filter", {"flow_runs": {"tags": {"all_": [f"job:{job_id}"]}}})
+        assert len(runs) == 1, f"job {job_id} has {len(runs)} flow runs"
+    deadline = time.monotonic() + 120
+    while not ready(cluster.gateways[1]):
+        assert time.monotonic() < deadline, "make cluster did not start the killed gateway again"
+        time.sleep(0.5)

@@ -33,11 +33,10 @@ def finished_job(gateway: Gateway, ended_days_ago: float) -> str:
 
 
 def kept(gateway: Gateway, job_id: str) -> list[bool]:
-    spec = JobSpec.load(gateway.storage, job_id) if JobSpec.exists(gateway.storage, job_id) else None
     area = "users/mockuser"
-    keys = [layout.job_artifact(job_id), layout.job_logs(job_id), layout.arguments_file(area, job_id)]
-    keys.append(layout.results_file(area, job_id))
-    return [spec is not None] + [gateway.storage.exists(key) for key in keys]
+    keys = [layout.job_spec(job_id), layout.job_artifact(job_id), layout.job_logs(job_id)]
+    keys += [layout.arguments_file(area, job_id), layout.results_file(area, job_id)]
+    return [gateway.storage.exists(key) for key in keys]
 
 
 def test_only_the_data_of_jobs_past_the_cutoff_goes(gateway: Gateway) -> None:
