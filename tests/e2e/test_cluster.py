@@ -30,13 +30,16 @@ class Cluster:
     def client(self, which: int) -> ServerlessClient:
         return ServerlessClient(token="awesome_token", host=self.gateways[which], instance="any")
 
-    def prefect(self, path: str, body: dict[str, Any]) -> Any:
-        """The operator's view: the cluster's Prefect API with its credentials."""
+    def login(self) -> tuple[str, str]:
         with (self.data_dir / "prefect-profiles.toml").open("rb") as handle:
             login = tomllib.load(handle)["profiles"]["qiskit-serverless"]["PREFECT_API_AUTH_STRING"]
-        user, _, password = login.partition(":")
+        user, _, password = str(login).partition(":")
+        return user, password
+
+    def prefect(self, path: str, body: dict[str, Any]) -> Any:
+        """The operator's view: the cluster's Prefect API with its credentials."""
         prefect = f"http://127.0.0.1:{CLUSTER_PORTS['QS_PREFECT_PORT']}/api"
-        answer = requests.post(f"{prefect}/{path}", json=body, auth=(user, password), timeout=30)
+        answer = requests.post(f"{prefect}/{path}", json=body, auth=self.login(), timeout=30)
         assert answer.status_code == 200, answer.text
         return answer.json()
 
@@ -130,3 +133,38 @@ def test_a_gateway_killed_during_a_burst_loses_no_accepted_job(cluster: Cluster)
     while not ready(cluster.gateways[1]):
         assert time.monotonic() < deadline, "make cluster did not start the killed gateway again"
         time.sleep(0.5)
+
+
+def executor_holding(cluster: Cluster, job_id: str) -> int:
+    """The pid of the executor that claimed the job's run (its Pending state names it)."""
+    [run] = cluster.prefect("flow_runs/filter", {"flow_runs": {"tags": {"all_": [f"job:{job_id}"]}}})
+    states = requests.get(
+        f"http://127.0.0.1:{CLUSTER_PORTS['QS_PREFECT_PORT']}/api/flow_run_states/",
+        params={"flow_run_id": run["id"]},
+        auth=cluster.login(),
+        timeout=30,
+    ).json()
+    [claim] = [state["message"] for state in states if state["type"] == "PENDING"]
+    return int(claim.rstrip(".").rsplit("-", 1)[1])
+
+
+def test_an_executor_killed_outright_leaves_the_other_executors_jobs_alone(cluster: Cluster) -> None:
+    """kill -9 one executor: the job the other one runs goes on to SUCCEEDED (the killed one, started
+    again, leaves it alone); a job the killed one ran ends FAILED within a minute."""
+    client = cluster.client(0)
+    upload(client, "steady-executors", "steady")
+    jobs = [client.function("steady-executors").run(seconds=45) for _ in range(6)]
+    for job in jobs:
+        wait_for_log(job, "started", timeout=120)
+    holders = {job.job_id: executor_holding(cluster, job.job_id) for job in jobs}
+    assert len(set(holders.values())) == 2, f"both executors run jobs: {holders}"
+    killed = holders[jobs[0].job_id]
+    os.kill(killed, signal.SIGKILL)
+    killed_at = time.monotonic()
+    for job in jobs:
+        if holders[job.job_id] == killed:
+            assert wait_for(job, TERMINAL, timeout=120) == "ERROR"
+            assert time.monotonic() - killed_at < 60 + 15, "closed within a minute (and a poll)"
+        else:
+            assert wait_for(job, TERMINAL, timeout=180) == "DONE", job.logs()
+            assert job.result() == {"worked": 45}
