@@ -5,7 +5,8 @@
 Reports submit→RUNNING and submit→DONE (p50/p95) over hello-world jobs, spaced apart and back to
 back; live-log lag; stop→every process of the job gone and stop→CANCELED; a tutorial-sized program
 (a circuit transpiled and sampled on a fake backend) against its own run time in a warm interpreter;
-the launcher's resident memory and a running job's private memory; and, as anchors in the same run,
+a program written as a Prefect flow of three tasks on its own Ray against the same with plain Ray
+tasks; the launcher's resident memory and a running job's private memory; and, as anchors in the same run,
 a cold interpreter's imports (what a program pays without the launcher) and submit→RUNNING for a
 plain Prefect deployment on a default process worker.
 """
@@ -186,6 +187,23 @@ def tutorial(url: str, client: ServerlessClient, runs: int) -> tuple[list[float]
     return done, own
 
 
+def flow_programs(url: str, client: ServerlessClient, runs: int) -> dict[str, list[float]]:
+    """submit -> DONE of a program that is a Prefect flow of three tasks on the job's own Ray, and of
+    the same program with plain Ray tasks (the difference is what Prefect adds in a program)."""
+    times: dict[str, list[float]] = {}
+    for folder in ("flow_program", "ray_program"):
+        function = upload(client, f"bench-{folder.replace('_', '-')}", folder)
+        times[folder] = []
+        for _ in range(runs):
+            start = time.monotonic()
+            job = function.run(seeds=[1, 2, 3])
+            while (current := status_of(url, job.job_id)) not in ("SUCCEEDED", "FAILED", "STOPPED"):
+                time.sleep(0.05)
+            assert current == "SUCCEEDED", job.logs()
+            times[folder].append(time.monotonic() - start)
+    return times
+
+
 def private_mb(pid: int) -> float:
     """Memory only this process holds (no pages shared with the launcher it was forked from)."""
     try:
@@ -259,6 +277,7 @@ def main() -> None:
         gone, canceled = stop_times(url, stoppable, data_dir, 5)
         tutorial_done, tutorial_own = tutorial(url, client, max(5, runs // 2))
         launchers, children = memory(url, stoppable, data_dir)
+        flows = flow_programs(url, client, 3)
         due_lag = scheduled(url, client, data_dir, 5)
         ray_plain = ray_jobs(max(5, runs // 2), data_dir)
         plain = baseline(max(5, runs // 2), data_dir)
@@ -276,6 +295,8 @@ def main() -> None:
     print(summary("tutorial program: own run, warm", tutorial_own))
     overhead = statistics.median(tutorial_done) - statistics.median(tutorial_own)
     print(f"{'tutorial: platform overhead (p50 diff)':<38} {overhead:6.3f} s")
+    print(summary("flow program (3 Prefect tasks on Ray)", flows["flow_program"]))
+    print(summary("same with plain Ray tasks", flows["ray_program"]))
     print(f"{'launcher RSS per Ray worker':<38} {', '.join(f'{mb:.0f}' for mb in launchers)} MB")
     print(f"{'running job private memory (USS)':<38} {', '.join(f'{mb:.1f}' for mb in children)} MB")
     print(summary("anchor: cold interpreter + imports", cold))
