@@ -267,8 +267,8 @@ class Executor:
         return recent | {self.name}
 
     async def _held(self, client: PrefectClient, run: FlowRun, alive: set[str]) -> bool:
-        """Whether an executor that is alive holds the run: this one (it is executing it), or another
-        that claimed it (its Pending state says which)."""
+        """Whether an executor that is alive holds the run: the one that claimed it (its Pending
+        state says which), this one included (a run of ours read a moment ago may have ended since)."""
         with self.lock:
             if str(run.id) in self.active:
                 return True
@@ -277,7 +277,7 @@ class Executor:
         claims = [state.message or "" for state in states if state.is_pending()]
         claims = [claim for claim in claims if claim.startswith(CLAIMED_BY)]
         holder = claims[-1].removeprefix(CLAIMED_BY).rstrip(".") if claims else None
-        return holder is not None and holder != self.name and holder in alive
+        return holder is not None and holder in alive
 
     async def recover(self) -> None:
         """Close the pool's runs that an executor which is gone left behind (at start, then every
@@ -312,8 +312,10 @@ class Executor:
                         continue
                     kind = run.state.type if run.state is not None else StateType.RUNNING
                     now = LEFT_BEHIND[kind]()
-                    await client.set_flow_run_state(run.id, now, force=True)
-                    log.warning("flow run %s left by an executor that is gone: now %s", run.id, now.type.value)
+                    # Forced only out of Pending: a run that ended since it was read keeps its end.
+                    result = await client.set_flow_run_state(run.id, now, force=kind == StateType.PENDING)
+                    if result.status == SetStateStatus.ACCEPT:
+                        log.warning("flow run %s left by an executor that is gone: now %s", run.id, now.type.value)
                 if len(page) < RECOVERY_PAGE:
                     return
 
