@@ -267,8 +267,9 @@ class Executor:
         return recent | {self.name}
 
     async def _held(self, client: PrefectClient, run: FlowRun, alive: set[str]) -> bool:
-        """Whether an executor that is alive holds the run: the one that claimed it (its Pending
-        state says which), this one included (a run of ours read a moment ago may have ended since)."""
+        """Whether an executor that is alive holds the run: this one (it is executing it), or another
+        that claimed it (its Pending state says which). A run this one claimed and no longer executes
+        is nobody's."""
         with self.lock:
             if str(run.id) in self.active:
                 return True
@@ -277,7 +278,7 @@ class Executor:
         claims = [state.message or "" for state in states if state.is_pending()]
         claims = [claim for claim in claims if claim.startswith(CLAIMED_BY)]
         holder = claims[-1].removeprefix(CLAIMED_BY).rstrip(".") if claims else None
-        return holder is not None and holder in alive
+        return holder is not None and holder != self.name and holder in alive
 
     async def recover(self) -> None:
         """Close the pool's runs that an executor which is gone left behind (at start, then every
