@@ -101,6 +101,16 @@ def burst(url: str, jobs: int, threads: int, more_gateways: tuple[str, ...] = ()
     }, ids[min(ids)]
 
 
+def report_burst(title: str, figures: dict[str, float], prefix: str, width: int) -> None:
+    """A burst's three lines: its rate, its run requests' latency, and what failed or was lost."""
+    print(f"{title:<{width}} {figures['jobs_per_min']:7.1f} jobs/min")
+    print(
+        f"{prefix + 'POST /programs/run':<{width}} p50 {figures['post_p50']:6.3f} s   p99 {figures['post_p99']:6.3f} s"
+    )
+    lost = f"{figures['failed_requests']:.0f} / {figures['lost']:.0f} / {figures['duplicated_ids']:.0f}"
+    print(f"{prefix + 'failed requests / lost / duplicated':<{width}} {lost}")
+
+
 def wrk(url: str, seconds: int = 10) -> float:
     """Requests/s of Debian's wrk: 2 threads, 16 connections."""
     output = subprocess.run(
@@ -171,12 +181,7 @@ def main() -> None:
         lists = listing(url, data_dir)
         plain = anchor(data_dir, ANCHOR_JOBS, threads)
     print(f"\n== Qiskit Serverless on Prefect: load (this machine, {os.cpu_count()} cores) ==")
-    print(f"{f'burst: {jobs} jobs from {threads} threads':<44} {load['jobs_per_min']:7.1f} jobs/min")
-    print(f"{'burst: POST /programs/run':<44} p50 {load['post_p50']:6.3f} s   p99 {load['post_p99']:6.3f} s")
-    print(
-        f"{'burst: failed requests / lost / duplicated':<44} "
-        f"{load['failed_requests']:.0f} / {load['lost']:.0f} / {load['duplicated_ids']:.0f}"
-    )
+    report_burst(f"burst: {jobs} jobs from {threads} threads", load, "burst: ", 44)
     print(f"{'reads: GET /jobs/{id} (wrk, 16 connections)':<44} {job_rate:7.0f} req/s")
     print(f"{'reads: GET /liveness/ (same run)':<44} {live_rate:7.0f} req/s   ratio {job_rate / live_rate:.2f}")
     listed = f"list: GET /jobs/?limit=100, {LISTED_JOBS} jobs"

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
-from burst import burst  # noqa: E402
+from burst import burst, report_burst  # noqa: E402
 from stack_process import running_cluster, running_stack, stack_dir  # noqa: E402
 
 LIMITS = {"QS_MAX_ACTIVE_JOBS": "1000"}
@@ -31,10 +31,7 @@ def main() -> None:
         cluster, _ = burst(first, jobs, threads, (second,))
     print(f"\n== Qiskit Serverless on Prefect: cluster topology (this machine, {os.cpu_count()} cores) ==")
     for name, figures in (("single machine (make run)", single), ("cluster (make cluster)", cluster)):
-        print(f"{f'{name}: {jobs} jobs from {threads} threads':<52} {figures['jobs_per_min']:7.1f} jobs/min")
-        print(f"{'  POST /programs/run':<52} p50 {figures['post_p50']:6.3f} s   p99 {figures['post_p99']:6.3f} s")
-        lost = f"{figures['failed_requests']:.0f} / {figures['lost']:.0f} / {figures['duplicated_ids']:.0f}"
-        print(f"{'  failed requests / lost / duplicated':<52} {lost}")
+        report_burst(f"{name}: {jobs} jobs from {threads} threads", figures, "  ", 52)
     print(f"{'cluster over single machine':<52} {cluster['jobs_per_min'] / single['jobs_per_min']:7.2f}")
 
 
