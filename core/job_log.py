@@ -9,12 +9,22 @@ def run_time_exceeded(seconds: int) -> str:
     return f"Job stopped: it reached the maximum run time of {seconds} s."
 
 
-def executor_shut_down(drain_seconds: int | None) -> str:
-    """Why a job was stopped by its executor's shutdown: at once (SIGINT), or still running when the
-    drain that SIGTERM starts ran out."""
-    if drain_seconds is None:
-        return "Job stopped: its executor was shut down."
-    return f"Job stopped: its executor was shut down and the job did not end within {drain_seconds} s."
+# Why a job was stopped by its executor's shutdown (SIGINT; SIGTERM leaves jobs running).
+EXECUTOR_SHUT_DOWN = "Job stopped: its executor was shut down."
+
+
+# How the messages of failures the platform saw (not the program's own) begin: the job's events
+# show them as ERROR events (gateway/jobs/service.py).
+JOB_FAILED = "Job failed: "
+
+
+def node_lost(node_id: str, address: str) -> str:
+    return f"{JOB_FAILED}the Ray node it ran on was lost (node ID {node_id}, IP {address})."
+
+
+SUPERVISOR_LOST = f"{JOB_FAILED}the supervisor of its program was lost, and the program with it."
+WORKER_LOST = f"{JOB_FAILED}the Ray worker running its program died (killed, or out of memory)."
+EXECUTOR_LOST = f"{JOB_FAILED}its executor stopped while it ran, and its program's supervisor is gone."
 
 
 # Line prefixes of a provider program's output: [PUBLIC] lines are the user's, [PRIVATE] ones the provider's.

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The embedded PostgreSQL server's superuser and the databases it holds.
 POSTGRES_USER = "platform"
+RAY_NAMESPACE = "qiskit-serverless"  # the platform's named actors (flows/supervisor.py) live here
 EMBEDDED_DATABASES = ("prefect", "gateway")
 
 
@@ -94,12 +95,6 @@ class Settings(BaseSettings):
     logs_size_limit: int = Field(default=50 * 1024 * 1024, description="Bytes of job log kept (the tail).")
     prefect_log_lines: int = Field(default=10_000, description="Program output lines copied to the Prefect UI per job.")
     stop_wait_seconds: float = Field(default=5.0, description="How long /stop/ waits for the job to be STOPPED.")
-    executor_drain_seconds: int = Field(
-        default=300,
-        ge=0,
-        description="On SIGTERM the executor takes no more runs and lets its running jobs end for up to this long; "
-        "those still running then are stopped. SIGINT stops them at once.",
-    )
     stop_grace_seconds: float = Field(
         default=10.0,
         gt=0,

@@ -7,6 +7,10 @@ fraction of a second instead of paying a fresh interpreter and fresh Ray workers
 Prefect worker takes them, woken at once by Prefect's event stream; a slow poll is the
 safety net (missed events, scheduled runs coming due). A Cancelling state kills the
 run's Ray task, since nothing else would in-process.
+
+The program tasks belong to the executor's supervisor, a detached Ray actor (flows/supervisor.py):
+they outlive the executor. SIGTERM makes it take no more runs and exit at once, its programs still
+running; the executor started in its place, or another one of the pool, adopts their runs.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import socket
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -38,13 +43,16 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.context import SettingsContext
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventFilter, EventNameFilter
+from prefect.events.worker import EventsWorker
+from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
+from prefect.logging.handlers import APILogWorker
 from prefect.states import Cancelled, Crashed, Pending, Scheduled
 
-from core.job_log import STOPPED_MESSAGE, executor_shut_down
-from core.settings import Settings, platform_env
+from core.job_log import EXECUTOR_LOST, EXECUTOR_SHUT_DOWN, STOPPED_MESSAGE
+from core.settings import RAY_NAMESPACE, Settings, platform_env
 from core.work_pool import ensure_work_pool
-from flows import cancellation, node
+from flows import cancellation, node, supervisor
 from flows.node import NodeRuntime
 from flows.program_process import warm_up
 from flows.run_program import for_runtime
@@ -64,7 +72,7 @@ RECOVERY_PAGE = 200
 # What a run a previous executor left in each state becomes.
 LEFT_BEHIND: dict[StateType, Callable[[], State[Any]]] = {
     StateType.PENDING: lambda: Scheduled(message="Given back: claimed by an executor that stopped before starting it."),
-    StateType.RUNNING: lambda: Crashed(message="The executor stopped while this job ran; the job was lost."),
+    StateType.RUNNING: lambda: Crashed(message=EXECUTOR_LOST),
     StateType.CANCELLING: lambda: Cancelled(message=STOPPED_MESSAGE),
 }
 RERUN_REFUSED = "(A finished job is not run again: run the program for a new job.)"
@@ -89,13 +97,13 @@ class Executor:
         self.settings = settings
         self.name = f"executor-{socket.gethostname()}-{os.getpid()}"
         self.runtime = NodeRuntime.of(settings)
-        self.flow = for_runtime(self.runtime)
+        self.supervisor = supervisor.name_of(self.name)
+        self.flow = for_runtime(self.runtime, self.supervisor)
         self.pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="flow-run")
         self.active: set[str] = set()
         self.lock = threading.Lock()
         self.stopping = asyncio.Event()
-        self.draining = asyncio.Event()  # SIGTERM: no more runs taken; stopping once the running ones end
-        self.shutdown_reason = executor_shut_down(None)
+        self.handing_over = asyncio.Event()  # SIGTERM: no more runs taken; the programs left to the supervisor
         self.wake = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop
         self.background: set[asyncio.Task[None]] = set()
@@ -116,13 +124,16 @@ class Executor:
     def connect_ray(self) -> None:
         ray.init(
             address=self.settings.ray_cluster,
-            namespace="qiskit-serverless",
+            namespace=RAY_NAMESPACE,
             runtime_env={"env_vars": platform_env(self.settings)},
             log_to_driver=False,
             logging_level=logging.WARNING,
         )
-        warm = ray.remote(warm_up).options(num_cpus=self.settings.job_num_cpus)
-        ray.get([warm.remote(self.runtime) for _ in range(WARM_WORKERS)])
+        # Warmed through the supervisor: its tasks run on the workers it leased.
+        own = supervisor.start_supervisor(self.name)
+        options = {"num_cpus": self.settings.job_num_cpus}
+        warming = ray.get([own.run.remote(warm_up, options, self.runtime) for _ in range(WARM_WORKERS)])
+        ray.get([ref for [ref] in warming])
 
     async def heartbeat(self) -> None:
         """Mark the work pool READY in Prefect (the gateway's readiness asks for it) and say this
@@ -147,7 +158,7 @@ class Executor:
         wakes this loop at once; several wakes during one ask make one more ask, not many.
         A run coming due before the next ask (a schedule's) sets the wake-up to its time.
         """
-        while not self.draining.is_set() and not self.stopping.is_set():
+        while not self.handing_over.is_set() and not self.stopping.is_set():
             self.wake.clear()
             pause = POLL_SECONDS
             try:
@@ -172,7 +183,7 @@ class Executor:
         """Take a due run (Pending is the lock between executors) and start it."""
         key = str(flow_run.id)
         with self.lock:
-            if key in self.active or self.draining.is_set():
+            if key in self.active or self.handing_over.is_set():
                 return
             self.active.add(key)
         if flow_run.run_count > 0:
@@ -181,18 +192,22 @@ class Executor:
             return
         try:
             async with get_client() as client:
-                claimed: OrchestrationResult[Any] = await client.set_flow_run_state(
-                    flow_run.id, Pending(message=f"{CLAIMED_BY}{self.name}.")
-                )
+                claimed = await self._claim(client, flow_run.id)
         except Exception:
             log.exception("could not claim flow run %s", key)
-            self._release(key)
-            return
-        if claimed.status != SetStateStatus.ACCEPT or claimed.state is None:
+            claimed = None
+        if claimed is None:
             self._release(key)
             return
         # The accepted state carries what the engine needs (e.g. a deployment concurrency lease).
-        self.pool.submit(self._execute, flow_run.model_copy(update={"state": claimed.state}))
+        self.pool.submit(self._execute, flow_run.model_copy(update={"state": claimed}))
+
+    async def _claim(self, client: PrefectClient, flow_run_id: UUID, force: bool = False) -> State[Any] | None:
+        """Mark the run this executor's: its accepted Pending state, or None when refused."""
+        claimed: OrchestrationResult[Any] = await client.set_flow_run_state(
+            flow_run_id, Pending(message=f"{CLAIMED_BY}{self.name}."), force=force
+        )
+        return claimed.state if claimed.status == SetStateStatus.ACCEPT else None
 
     async def keep_finished(self, flow_run: FlowRun) -> None:
         """A job that ran stays as it ended: a Retry of a finished run from the Prefect UI (or any
@@ -212,13 +227,14 @@ class Executor:
         except Exception:
             log.exception("could not restore the final state of flow run %s", flow_run.id)
 
-    def _execute(self, flow_run: FlowRun) -> None:
+    def _execute(self, flow_run: FlowRun, adopted_from: str | None = None) -> None:
         key = str(flow_run.id)
         current = SettingsContext.get()
         assert current is not None  # Prefect always has one
         settings = SettingsShippedAsEnvironment(profile=current.profile, settings=current.settings)
+        adopting = supervisor.adopting(adopted_from) if adopted_from else nullcontext()
         try:
-            with node.serving(self.runtime), settings:
+            with node.serving(self.runtime), settings, adopting:
                 run_flow(self.flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state")
         except BaseException:
             log.exception("flow run %s ended with an engine error", key)
@@ -246,7 +262,7 @@ class Executor:
                 flow_run.state and flow_run.state.is_cancelling()
             ):
                 return
-            if await self._held(client, flow_run, await self._alive(client)):
+            if self._held(flow_run, await self._holder(client, flow_run), await self._alive(client)):
                 return
             await client.set_flow_run_state(flow_run_id, Cancelled(message=STOPPED_MESSAGE), force=True)
 
@@ -266,33 +282,37 @@ class Executor:
         recent = {each.name for each in workers if each.last_heartbeat_time and each.last_heartbeat_time > since}
         return recent | {self.name}
 
-    async def _held(self, client: PrefectClient, run: FlowRun, alive: set[str]) -> bool:
-        """Whether an executor that is alive holds the run: this one (it is executing it), or another
-        that claimed it (its Pending state says which). A run this one claimed and no longer executes
-        is nobody's."""
-        with self.lock:
-            if str(run.id) in self.active:
-                return True
+    async def _holder(self, client: PrefectClient, run: FlowRun) -> str | None:
+        """The executor that claimed the run last (its Pending state says which)."""
         states = [run.state] if run.state is not None and run.state.is_pending() else []
         states = states or await client.read_flow_run_states(run.id)
         claims = [state.message or "" for state in states if state.is_pending()]
         claims = [claim for claim in claims if claim.startswith(CLAIMED_BY)]
-        holder = claims[-1].removeprefix(CLAIMED_BY).rstrip(".") if claims else None
+        return claims[-1].removeprefix(CLAIMED_BY).rstrip(".") if claims else None
+
+    def _held(self, run: FlowRun, holder: str | None, alive: set[str]) -> bool:
+        """Whether an executor that is alive holds the run: this one (it is executing it), or another
+        that claimed it. A run this one claimed and no longer executes is nobody's."""
+        with self.lock:
+            if str(run.id) in self.active:
+                return True
         return holder is not None and holder != self.name and holder in alive
 
     async def recover(self) -> None:
-        """Close the pool's runs that an executor which is gone left behind (at start, then every
+        """Take over the pool's runs that an executor which is gone left behind (at start, then every
         RECOVER_SECONDS: several executors may serve one pool, and each leaves the others' alone).
 
-        A run still Pending was claimed but never started: it is given back (Scheduled) and runs
-        now. A run Running lost its program with that executor's Ray driver, so it would never
-        end: it becomes Crashed (FAILED). A stop in progress becomes Cancelled. Every such run is
-        read, a page at a time: a run handled leaves the filter, one held by a live executor stays
-        (and is skipped by the offset).
+        A run whose program a supervisor still holds is adopted: this executor follows it to its
+        end. Otherwise, a run still Pending was claimed but never started: it is given back
+        (Scheduled) and runs now. A run Running lost its program (its supervisor is gone, with its
+        node or the cluster): it becomes Crashed (FAILED). A stop in progress becomes Cancelled.
+        Every such run is read, a page at a time: a run handled leaves the filter, one held by a live
+        executor stays (and is skipped by the offset).
         """
         handled: set[UUID] = set()
         async with get_client() as client:
             alive = await self._alive(client)
+            supervised = await self._supervised()
             skipped = 0
             while True:
                 page = await client.read_flow_runs(
@@ -308,17 +328,75 @@ class Executor:
                     if run.id in handled:
                         continue
                     handled.add(run.id)
-                    if await self._held(client, run, alive):
+                    if self._held(run, await self._holder(client, run), alive):
                         skipped += 1
                         continue
                     kind = run.state.type if run.state is not None else StateType.RUNNING
+                    holding = supervised.get(str(run.id))
+                    if kind != StateType.CANCELLING and holding and await self.adopt(client, run, holding, alive):
+                        skipped += 1  # claimed by this one now: it stays in the filter
+                        continue
                     now = LEFT_BEHIND[kind]()
                     # Forced only out of Pending: a run that ended since it was read keeps its end.
                     result = await client.set_flow_run_state(run.id, now, force=kind == StateType.PENDING)
                     if result.status == SetStateStatus.ACCEPT:
                         log.warning("flow run %s left by an executor that is gone: now %s", run.id, now.type.value)
                 if len(page) < RECOVERY_PAGE:
-                    return
+                    break
+            await self._let_go(client, supervised, handled, alive)
+
+    async def _supervised(self) -> dict[str, str]:
+        """Which supervisor holds each flow run's program (by flow run id)."""
+        held: dict[str, str] = {}
+        for name in await asyncio.to_thread(supervisor.supervisors):
+            actor = supervisor.handle(name)
+            if actor is not None:
+                held.update((run, name) for run in await actor.runs.remote())
+        return held
+
+    async def adopt(self, client: PrefectClient, run: FlowRun, holding: str, alive: set[str]) -> bool:
+        """Follow a run whose executor is gone and whose program `holding` still runs: claim it, and
+        re-enter Prefect's engine for it, whose task joins the running program."""
+        key = str(run.id)
+        actor = supervisor.handle(holding)
+        with self.lock:
+            if key in self.active or self.handing_over.is_set() or actor is None:
+                return False
+            self.active.add(key)
+        try:
+            # The supervisor settles which executor adopts a run, when several recover at once.
+            if await actor.adopt.remote(key, self.name, sorted(alive)):
+                claimed = await self._claim(client, run.id, force=True)  # out of Running
+                if claimed is not None:
+                    log.warning("flow run %s adopted: its program runs on under %s", key, holding)
+                    self.pool.submit(self._execute, run.model_copy(update={"state": claimed}), holding)
+                    return True
+        except Exception:
+            log.exception("could not adopt flow run %s", key)
+        self._release(key)
+        return False
+
+    async def _let_go(
+        self, client: PrefectClient, supervised: dict[str, str], handled: set[UUID], alive: set[str]
+    ) -> None:
+        """Supervisors of executors that are gone forget the runs that have ended, and end once they
+        hold none."""
+        for run, holding in supervised.items():
+            if UUID(run) in handled or supervisor.executor_of(holding) in alive:
+                continue
+            try:
+                state = (await client.read_flow_run(UUID(run))).state
+                ended = state is None or state.is_final()
+            except ObjectNotFound:
+                ended = True  # the run was deleted
+            actor = supervisor.handle(holding)
+            if actor is not None and ended:
+                await actor.forget_run.remote(run)
+        for name in await asyncio.to_thread(supervisor.supervisors):
+            actor = supervisor.handle(name)
+            if actor is not None and supervisor.executor_of(name) not in alive and not await actor.runs.remote():
+                ray.kill(actor)
+                log.info("%s ended: its executor is gone and it holds no program", name)
 
     async def keep_recovering(self) -> None:
         while not self.stopping.is_set():
@@ -375,42 +453,55 @@ class Executor:
         """SIGINT: stop the running jobs (each keeps what its program wrote) and exit."""
         self.stopping.set()
 
-    def drain(self) -> None:
-        """SIGTERM: take no more runs, let the running ones end (QS_EXECUTOR_DRAIN_SECONDS at most),
-        then exit; another executor, or this one started again, takes the runs that wait."""
-        if not self.draining.is_set() and not self.stopping.is_set():
-            self.draining.set()
-            log.info("draining: no more runs taken; %d running", len(self.active))
-            self.spawn(self._drained())
+    def hand_over(self) -> None:
+        """SIGTERM (an upgrade, a rolling restart, a pod's termination): take no more runs and exit at
+        once. The programs run on under this executor's supervisor; the executor started in its
+        place, or another one of the pool, adopts their runs."""
+        if not self.stopping.is_set():
+            self.handing_over.set()
+            self.stopping.set()
 
-    async def _drained(self) -> None:
-        deadline = self.loop.time() + self.settings.executor_drain_seconds
-        while self.active and self.loop.time() < deadline and not self.stopping.is_set():
-            await asyncio.sleep(0.2)
-        self.shutdown_reason = executor_shut_down(self.settings.executor_drain_seconds)
-        self.stopping.set()
+    async def _leave(self) -> None:
+        """Say this executor is gone, so that the others adopt its runs now rather than once its
+        heartbeat is old."""
+        try:
+            async with get_client() as client:
+                await client.request(
+                    "DELETE",
+                    "/work_pools/{work_pool_name}/workers/{name}",
+                    path_params={"work_pool_name": self.settings.work_pool, "name": self.name},
+                )
+        except Exception:
+            log.exception("could not remove this executor from the work pool")
 
-    async def serve(self) -> None:
+    async def serve(self) -> bool:
+        """Serve until SIGINT or SIGTERM; True when the running programs were handed over (the
+        process must then exit without waiting for the threads that follow them)."""
         self.loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._ensure_work_pool)
-        await self.recover()
         self.connect_ray()
+        await self.recover()
         # Installed after ray.init, which puts in its own SIGTERM handler (it aborts the process).
         self.loop.add_signal_handler(signal.SIGINT, self.stop_now)
-        self.loop.add_signal_handler(signal.SIGTERM, self.drain)
+        self.loop.add_signal_handler(signal.SIGTERM, self.hand_over)
         log.info("executor ready: work pool %s, Ray %s", self.settings.work_pool, self.settings.ray_cluster)
         tasks = [
             asyncio.create_task(job())
             for job in (self.listen, self.dispatch, self.poll_cancelling, self.heartbeat, self.keep_recovering)
         ]
         await self.stopping.wait()
+        for pending in tasks:
+            pending.cancel()
+        if self.handing_over.is_set():
+            log.info("handing over: %d running programs left to %s", len(self.active), self.supervisor)
+            await self._leave()
+            return True
         with self.lock:
             running_now = list(self.active)
         for running in running_now:
-            cancellation.request(running, self.shutdown_reason)
-        for pending in tasks:
-            pending.cancel()
+            cancellation.request(running, EXECUTOR_SHUT_DOWN)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        return False
 
 
 def _start_of(flow_run: FlowRun, now: datetime) -> datetime:
@@ -425,7 +516,12 @@ def main() -> None:
     log.setLevel(logging.INFO)
     settings = Settings()
     os.environ.update(platform_env(settings))
-    asyncio.run(Executor(settings).serve())
+    if asyncio.run(Executor(settings).serve()):
+        # The threads following the handed-over runs are left: their runs are adopted elsewhere.
+        APILogWorker.drain_all(timeout=5)
+        EventsWorker.drain_all(timeout=5)
+        logging.shutdown()
+        os._exit(0)
 
 
 if __name__ == "__main__":

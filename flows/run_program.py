@@ -8,29 +8,33 @@ callback token) and makes its run, tagged `job:<job id>`; it adopts the runs sta
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, cast
+from uuid import UUID
 
 import ray
 from prefect import Flow, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
 from prefect.context import get_run_context
-from prefect.states import Cancelled, State
+from prefect.states import Cancelled, Crashed, State
 from prefect_ray.context import remote_options
 from prefect_ray.task_runners import PrefectRayFuture, RayTaskRunner
 
 from blocks.storage import platform_storage
 from core import layout
-from core.job_log import run_time_exceeded
+from core.job_log import SUPERVISOR_LOST, WORKER_LOST, node_lost, run_time_exceeded
 from core.job_spec import JobSpec
 from core.status import FAILED, STOPPED, SUCCEEDED
 from core.tags import job_of
-from flows import cancellation, node
+from flows import cancellation, node, supervisor
 from flows.job_record import settle_job
 from flows.log_sink import PrefectLogMirror
 from flows.node import NodeRuntime
 from flows.program_flows import end_program_flows_later
 from flows.program_process import Attempt, RunTimeExceeded, run_program_process
+from flows.supervisor import SupervisedRayTaskRunner
 
 # How long a run started in Prefect waits for the gateway to adopt it as a job.
 ADOPTION_SECONDS = 30.0
@@ -38,6 +42,30 @@ ADOPTION_SECONDS = 30.0
 
 class ProgramFailed(RuntimeError):
     """The program exited with a non-zero code."""
+
+
+class ProgramLost(RuntimeError):
+    """The program died with its Ray node, worker or supervisor, not by its own doing."""
+
+
+# What ends a program task from outside: its node lost, its worker process killed, its supervisor gone.
+LOST = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError, ray.exceptions.OwnerDiedError)
+RAY_NODE = re.compile(r"Node IP: (?P<ip>[^,\s]+), node ID: (?P<id>[0-9a-f]+)")
+
+
+def lost_program(error: BaseException, task_run_id: UUID) -> str:
+    """Why the job failed, naming the lost node; its task run, which nobody will end, is Crashed."""
+    node = RAY_NODE.search(str(error))
+    if node is not None:
+        why = node_lost(node["id"], node["ip"])
+    else:
+        why = SUPERVISOR_LOST if isinstance(error, ray.exceptions.OwnerDiedError) else WORKER_LOST
+    try:
+        with get_client(sync_client=True) as client:
+            client.set_task_run_state(task_run_id, Crashed(message=why), force=True)
+    except Exception:
+        get_run_logger().exception("could not close the task run of the lost program")
+    return why
 
 
 class NotAJob(RuntimeError):
@@ -86,6 +114,8 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
     # Prefect re-reads the run for each attempt (flow retries), so run_count is this attempt's number.
     attempt = Attempt(max(1, flow_run.run_count), (flow_run.empirical_policy.retries or 0) + 1)
     spec = wait_for_job(runtime, job_id)
+    if (adopted := supervisor.adopted_from()) is not None:
+        get_run_logger().info("Adopted after its executor stopped: the program ran on under %s.", adopted)
     exit_code: int | None = None
     timed_out = False
     try:
@@ -107,6 +137,8 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
             if isinstance(error, RunTimeExceeded):  # the task stopped the program and kept what it wrote
                 timed_out = True
                 return Cancelled(message=run_time_exceeded(runtime.max_run_seconds))
+            if isinstance(error, LOST):
+                raise ProgramLost(lost_program(error, future.task_run_id)) from None
             raise
         if cancellation.requested(flow_run_id):
             return Cancelled(message=cancellation.reason(flow_run_id))
@@ -122,6 +154,7 @@ def run_program(arguments: dict[str, Any] | None = None) -> State | None:
             end_program_flows_later(job_id, flow_run_id, stopped)
 
 
-def for_runtime(runtime: NodeRuntime) -> Flow[[dict[str, Any] | None], State | None]:
-    """The flow as the executor runs it: its task runner on the node's Ray cluster."""
-    return run_program.with_options(task_runner=RayTaskRunner(address=runtime.ray_cluster))
+def for_runtime(runtime: NodeRuntime, supervisor: str) -> Flow[[dict[str, Any] | None], State | None]:
+    """The flow as the executor runs it: its task runner on the node's Ray cluster, the program
+    tasks held by the executor's supervisor (flows/supervisor.py)."""
+    return run_program.with_options(task_runner=SupervisedRayTaskRunner(runtime.ray_cluster, supervisor))

@@ -27,7 +27,7 @@ from prefect.cache_policies import NO_CACHE
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from blocks.storage import location_from_settings
-from core.settings import Settings, platform_env
+from core.settings import RAY_NAMESPACE, Settings, platform_env
 from flows.node_scratch import STALE_SCRATCH, clear_node
 from gateway.db import Database
 from gateway.jobs import idempotency, retention
@@ -69,9 +69,7 @@ def clear_ray_nodes() -> list[dict[str, Any]]:
     settings = Settings()
     now = time.time()
     envs_unused_since = now - settings.env_retention_days * 86_400 if settings.env_retention_days else None
-    ray.init(
-        address=settings.ray_cluster, namespace="qiskit-serverless", log_to_driver=False, logging_level=logging.WARNING
-    )
+    ray.init(address=settings.ray_cluster, namespace=RAY_NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
     try:
         clear = ray.remote(num_cpus=0)(clear_node)
         pending = {

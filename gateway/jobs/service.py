@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import layout, status
-from core.job_log import DATA_REMOVED, STOPPED_MESSAGE
+from core.job_log import DATA_REMOVED, JOB_FAILED, STOPPED_MESSAGE
 from core.log_reader import read_log
 from core.retries import RETRY_STATE, retrying
 from gateway import db
@@ -335,9 +335,8 @@ def events(
     job = own_job(session, user, job_id)
     if event_type is not None and event_type.upper() not in EVENT_TYPES:
         raise bad_request(f"Type is not valid. Valid types: {EVENT_TYPES}")
-    found: list[tuple[datetime, EventOut]] = []
-    if event_type is None:
-        found.extend(_status_events(services, job))
+    wanted = event_type.upper() if event_type is not None else None
+    found = [pair for pair in _status_events(services, job) if wanted in (None, pair[1].event_type)]
     query = select(db.JobEvent).where(db.JobEvent.job_id == job.id)
     if event_type is not None:
         query = query.where(db.JobEvent.event_type == event_type.upper())
@@ -399,6 +398,16 @@ def _status_events(services: Services, job: db.Job) -> list[tuple[datetime, Even
         if state.name == RETRY_STATE:
             data["message"] = retrying(attempt + 1, attempts)
         derived.append((state.timestamp, _status_event(state.timestamp, context, data)))
+        if mapped == status.FAILED and state.message and JOB_FAILED in state.message:
+            why = state.message[state.message.index(JOB_FAILED) :]  # not the program's doing: the platform says why
+            error = {"code": "PLATFORM", "message": why, "exception": "", "args": ""}
+            created = db.iso(state.timestamp)
+            derived.append(
+                (
+                    state.timestamp,
+                    EventOut(event_type=ERROR, origin="SCHEDULER", context="JOB_FAILED", created=created, data=error),
+                )
+            )
     return derived
 
 

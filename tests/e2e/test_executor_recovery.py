@@ -1,6 +1,6 @@
 """A starting executor closes what a previous one left in its work pool, every run of it: a run
-claimed but never started is given back and runs, a running one (its program died with that
-executor's Ray driver) is Crashed."""
+claimed but never started is given back and runs, a running one whose program no supervisor holds
+is Crashed."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def test_a_starting_executor_gives_back_claimed_runs_and_closes_running_ones(sta
             "QS_WORK_POOL": POOL,
             "QS_DATA_DIR": str(stack.data_dir),
         }
-        recover = "import asyncio; from core.settings import Settings; from deployments.executor import Executor; "
-        recover += "asyncio.run(Executor(Settings()).recover())"
+        recover = "import asyncio, ray; from core.settings import Settings; from deployments.executor import Executor; "
+        recover += "ray.init(address=Settings().ray_cluster); asyncio.run(Executor(Settings()).recover())"
         done = subprocess.run(
             [str(PLATFORM_PYTHON), "-c", recover], cwd=ROOT, env=env, capture_output=True, timeout=300
         )

@@ -1,0 +1,248 @@
+"""Program tasks that outlive their executor.
+
+A Ray task belongs to the process that submitted it and dies with it. So the executor's program
+tasks are submitted by its supervisor: a detached Ray actor named after the executor, which the
+Ray cluster keeps when the executor exits, is upgraded or is killed. The programs go on running.
+The executor started in its place, or another one of the pool, adopts their flow runs
+(deployments/executor.py): it re-enters Prefect's engine for each, and the flow's task joins the
+running one instead of starting the program again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+from uuid import UUID, uuid4
+
+import ray
+from prefect.context import FlowRunContext, serialize_context
+from prefect.futures import PrefectFuture
+from prefect.tasks import Task
+from prefect.utilities.engine import collect_task_run_inputs_sync
+from prefect_ray.context import RemoteOptionsContext
+from prefect_ray.task_runners import PrefectRayFuture, RayTaskRunner
+from ray import cloudpickle
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from core.settings import RAY_NAMESPACE
+
+PREFIX = "supervisor-"
+
+
+class SupervisorLost(RuntimeError):
+    """The run was adopted, but the supervisor that ran its program is gone, and the program with it."""
+
+
+def name_of(executor: str) -> str:
+    return f"{PREFIX}{executor}"
+
+
+def executor_of(supervisor: str) -> str:
+    return supervisor.removeprefix(PREFIX)
+
+
+class Supervisor:
+    """Owns an executor's program tasks (a detached actor: it outlives the executor)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.tasks: dict[str, tuple[UUID, Any]] = {}  # by task key: the task run's id and the task
+        self.adopters: dict[str, str] = {}  # by flow run: the executor that adopted it
+
+    def start(
+        self, key: str, task_run_id: UUID, options: dict[str, Any], call: bytes, upstream: list[Any]
+    ) -> list[Any]:
+        # The call stays pickled here: this actor imports neither Prefect nor the platform's flows.
+        ref = ray.remote(**options)(_run_pickled).remote(call, *upstream)
+        with self.lock:
+            self.tasks[key] = (task_run_id, ref)
+        return [ref]  # in a list: a returned ref is handed over, not waited for
+
+    def run(self, function: Any, options: dict[str, Any], *args: Any) -> list[Any]:
+        """A task that is nobody's run (warming the workers this supervisor's tasks will use)."""
+        return [ray.remote(**options)(function).remote(*args)]
+
+    def find(self, key: str) -> list[Any]:
+        with self.lock:
+            held = self.tasks.get(key)
+        return list(held) if held is not None else []
+
+    def forget(self, key: str) -> None:
+        with self.lock:
+            self.tasks.pop(key, None)
+            self.adopters.pop(run_of(key), None)
+
+    def forget_run(self, flow_run_id: str) -> None:
+        with self.lock:
+            for key in [key for key in self.tasks if run_of(key) == flow_run_id]:
+                del self.tasks[key]
+            self.adopters.pop(flow_run_id, None)
+
+    def runs(self) -> list[str]:
+        """The flow runs whose tasks this supervisor holds."""
+        with self.lock:
+            return sorted({run_of(key) for key in self.tasks})
+
+    def adopt(self, flow_run_id: str, executor: str, alive: list[str]) -> bool:
+        """Whether `executor` may follow the run: no other executor that is alive adopted it first."""
+        with self.lock:
+            if not any(run_of(key) == flow_run_id for key in self.tasks):
+                return False
+            adopter = self.adopters.get(flow_run_id)
+            if adopter is not None and adopter != executor and adopter in alive:
+                return False
+            self.adopters[flow_run_id] = executor
+            return True
+
+
+def _run_pickled(call: bytes, *upstream: Any) -> Any:
+    return RayTaskRunner._run_prefect_task(*upstream, **cloudpickle.loads(call))
+
+
+def start_supervisor(executor: str) -> Any:
+    """This executor's supervisor: detached, never restarted (a restarted one would hold no tasks)."""
+    # On the executor's own node: a supervisor placed on a node that is lost would take every
+    # program of the executor with it.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    actor = ray.remote(Supervisor).options(
+        name=name_of(executor),
+        scheduling_strategy=here,
+        namespace=RAY_NAMESPACE,
+        lifetime="detached",
+        num_cpus=0,
+        max_concurrency=64,
+        max_restarts=0,
+        get_if_exists=True,
+    )
+    return actor.remote()
+
+
+def supervisors() -> list[str]:
+    """The names of the supervisors alive in the cluster."""
+    return [
+        entry["name"]
+        for entry in ray.util.list_named_actors(all_namespaces=True)
+        if entry["namespace"] == RAY_NAMESPACE and entry["name"].startswith(PREFIX)
+    ]
+
+
+def handle(supervisor: str) -> Any | None:
+    try:
+        return ray.get_actor(supervisor, namespace=RAY_NAMESPACE)
+    except ValueError:
+        return None
+
+
+def task_key(flow_run_id: UUID | str, task_name: str) -> str:
+    return f"{flow_run_id}/{task_name}"
+
+
+def run_of(key: str) -> str:
+    return key.split("/", 1)[0]
+
+
+_adopting: ContextVar[str | None] = ContextVar("adopting_from", default=None)
+
+
+def adopted_from() -> str | None:
+    """The supervisor whose program the flow run in this context follows, when it was adopted."""
+    return _adopting.get()
+
+
+@contextmanager
+def adopting(supervisor: str) -> Any:
+    """The flow run entered in this context joins the tasks `supervisor` runs for it."""
+    token = _adopting.set(supervisor)
+    try:
+        yield
+    finally:
+        _adopting.reset(token)
+
+
+class SupervisedRayTaskRunner(RayTaskRunner):
+    """prefect-ray's task runner, whose tasks are submitted by the executor's supervisor.
+
+    Each task is held under its flow run and name; a run being adopted joins its held task.
+    Ray never runs a program task again by itself (`max_retries=0`): Prefect's retries decide.
+    """
+
+    def __init__(self, address: str | None, supervisor: str, init_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__(address=address, init_kwargs=init_kwargs)
+        self.supervisor = supervisor
+        self._held: dict[str, Any] = {}
+
+    def duplicate(self) -> SupervisedRayTaskRunner:
+        return type(self)(address=self.address, supervisor=self.supervisor, init_kwargs=self.init_kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, SupervisedRayTaskRunner) and super().__eq__(other) and self.supervisor == other.supervisor
+        )
+
+    def submit(  # type: ignore[override]
+        self,
+        task: Task[Any, Any],
+        parameters: dict[str, Any],
+        wait_for: Iterable[PrefectFuture[Any]] | None = None,
+        dependencies: dict[str, set[Any]] | None = None,
+    ) -> PrefectRayFuture[Any]:
+        if not self._started:
+            raise RuntimeError("The task runner must be started before submitting work.")
+        context = FlowRunContext.get()
+        assert context is not None and context.flow_run is not None
+        key = task_key(context.flow_run.id, task.name)
+        adopted_from = _adopting.get()
+        if adopted_from is not None:
+            return self._join(adopted_from, key)
+        task_run_id = uuid4()
+        task_inputs = {
+            name: collect_task_run_inputs_sync(value, future_cls=PrefectRayFuture) for name, value in parameters.items()
+        }
+        serialized = serialize_context(
+            asset_ctx_kwargs={
+                "task": task,
+                "task_run_id": task_run_id,
+                "task_inputs": task_inputs,
+                "copy_to_child_ctx": True,
+            }
+        )
+        parameters, upstream = self._exchange_prefect_for_ray_futures(parameters)
+        options = {**(RemoteOptionsContext.get().current_remote_options or {}), "name": task.name, "max_retries": 0}
+        call = cloudpickle.dumps(
+            {
+                "task": task,
+                "task_run_id": task_run_id,
+                "parameters": parameters,
+                "wait_for": wait_for,
+                "dependencies": dependencies,
+                "context": serialized,
+            }
+        )
+        supervisor = start_supervisor(executor_of(self.supervisor))  # started again if it was ended
+        [ref] = ray.get(supervisor.start.remote(key, task_run_id, options, call, upstream))
+        self._held[key] = supervisor
+        return PrefectRayFuture(task_run_id=task_run_id, wrapped_future=ref)
+
+    def _join(self, supervisor_name: str, key: str) -> PrefectRayFuture[Any]:
+        supervisor = handle(supervisor_name)
+        held = ray.get(supervisor.find.remote(key)) if supervisor is not None else []
+        if not held:
+            raise SupervisorLost(
+                f"The program's supervisor ({supervisor_name}) is gone: the program ended with it, or with its node."
+            )
+        task_run_id, ref = held
+        self._held[key] = supervisor
+        return PrefectRayFuture(task_run_id=task_run_id, wrapped_future=ref)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        """The run is over: its supervisors let go of its tasks."""
+        for key, supervisor in self._held.items():
+            try:
+                supervisor.forget.remote(key)
+            except Exception:  # a supervisor gone meanwhile holds nothing any more
+                pass
+        self._held.clear()
+        super().__exit__(*exc_info)
