@@ -24,6 +24,7 @@ def node_lost(node_id: str, address: str) -> str:
 
 SUPERVISOR_LOST = f"{JOB_FAILED}the supervisor of its program was lost, and the program with it."
 WORKER_LOST = f"{JOB_FAILED}the Ray worker running its program died (killed, or out of memory)."
+PROGRAM_LOST = f"{JOB_FAILED}its program's supervisor stopped sending heartbeats: it was lost, and the program with it."
 EXECUTOR_LOST = f"{JOB_FAILED}its executor stopped while it ran, and its program's supervisor is gone."
 
 

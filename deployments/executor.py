@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -50,6 +51,7 @@ from prefect.logging.handlers import APILogWorker
 from prefect.states import Cancelled, Crashed, Pending, Scheduled
 
 from core.job_log import EXECUTOR_LOST, EXECUTOR_SHUT_DOWN, STOPPED_MESSAGE
+from core.lost_runs import ensure_lost_run_automation
 from core.settings import RAY_NAMESPACE, Settings, platform_env
 from core.work_pool import ensure_work_pool
 from flows import cancellation, node, supervisor
@@ -69,6 +71,8 @@ WARM_WORKERS = 2
 # Clocks of Prefect and the executor may differ a little: a run due within it is due.
 DUE_SLACK = timedelta(seconds=0.1)
 RECOVERY_PAGE = 200
+SUPERVISOR_SECONDS = 10.0  # a supervisor that does not answer within it is on an unreachable node
+HAND_OVER_SECONDS = 35.0  # SIGTERM waits this long at most for the runs it follows to reach its supervisor
 # What a run a previous executor left in each state becomes.
 LEFT_BEHIND: dict[StateType, Callable[[], State[Any]]] = {
     StateType.PENDING: lambda: Scheduled(message="Given back: claimed by an executor that stopped before starting it."),
@@ -76,6 +80,20 @@ LEFT_BEHIND: dict[StateType, Callable[[], State[Any]]] = {
     StateType.CANCELLING: lambda: Cancelled(message=STOPPED_MESSAGE),
 }
 RERUN_REFUSED = "(A finished job is not run again: run the program for a new job.)"
+
+
+@dataclass
+class Supervised:
+    """What the cluster's supervisors hold, read once per pass of recovery."""
+
+    holding: dict[str, str] = field(default_factory=dict)  # flow run id -> the supervisor holding its program
+    runs: dict[str, list[str]] = field(default_factory=dict)  # supervisor -> the flow runs it holds
+    following: set[str] = field(default_factory=set)  # executors whose Ray driver is alive
+    gone: set[str] = field(default_factory=set)  # executors whose Ray driver has exited
+    complete: bool = True  # every supervisor answered
+
+    def follows(self, executor: str | None) -> bool:
+        return executor is not None and executor in self.following
 
 
 class SettingsShippedAsEnvironment(SettingsContext):
@@ -254,16 +272,19 @@ class Executor:
         if ours:
             cancellation.request(key)
             return
-        # Not ours: finished here only when no executor that is alive holds it (e.g. cancelled while
-        # still scheduled, or held by one that is gone); the one that holds it stops it itself.
+        # Not ours: finished here only when no executor that is alive follows it (e.g. cancelled while
+        # still scheduled, or followed by one that is gone); the one that follows it stops it itself.
         async with get_client() as client:
             flow_run = await client.read_flow_run(flow_run_id)
             if flow_run.work_pool_name != self.settings.work_pool or not (
                 flow_run.state and flow_run.state.is_cancelling()
             ):
                 return
-            if self._held(flow_run, await self._holder(client, flow_run), await self._alive(client)):
+            supervised = await self._supervised()
+            if not await self._left(client, flow_run, await self._alive(client), supervised):
                 return
+            if (holding := supervised.holding.get(key)) is not None:
+                await self._stop_held(holding, key)
             await client.set_flow_run_state(flow_run_id, Cancelled(message=STOPPED_MESSAGE), force=True)
 
     def cancelled(self, key: str) -> None:
@@ -290,13 +311,20 @@ class Executor:
         claims = [claim for claim in claims if claim.startswith(CLAIMED_BY)]
         return claims[-1].removeprefix(CLAIMED_BY).rstrip(".") if claims else None
 
-    def _held(self, run: FlowRun, holder: str | None, alive: set[str]) -> bool:
-        """Whether an executor that is alive holds the run: this one (it is executing it), or another
-        that claimed it. A run this one claimed and no longer executes is nobody's."""
+    async def _left(self, client: PrefectClient, run: FlowRun, alive: set[str], supervised: Supervised) -> bool:
+        """Whether no executor follows the run any more. A run whose program a supervisor holds is
+        followed by the executor that claimed it last until that executor's Ray driver has exited;
+        any other run, until its claimer's heartbeat is old. A run this executor claimed and no
+        longer executes is nobody's."""
         with self.lock:
             if str(run.id) in self.active:
-                return True
-        return holder is not None and holder != self.name and holder in alive
+                return False
+        holder = await self._holder(client, run)
+        if holder == self.name:
+            return True
+        if str(run.id) in supervised.holding:
+            return not supervised.follows(holder)
+        return holder is None or holder not in alive
 
     async def recover(self) -> None:
         """Take over the pool's runs that an executor which is gone left behind (at start, then every
@@ -328,13 +356,19 @@ class Executor:
                     if run.id in handled:
                         continue
                     handled.add(run.id)
-                    if self._held(run, await self._holder(client, run), alive):
+                    if not await self._left(client, run, alive, supervised):
                         skipped += 1
                         continue
                     kind = run.state.type if run.state is not None else StateType.RUNNING
-                    holding = supervised.get(str(run.id))
-                    if kind != StateType.CANCELLING and holding and await self.adopt(client, run, holding, alive):
-                        skipped += 1  # claimed by this one now: it stays in the filter
+                    holding = supervised.holding.get(str(run.id))
+                    if holding is not None and kind != StateType.CANCELLING:
+                        await self.adopt(client, run, holding, supervised)
+                        skipped += 1  # adopted (claimed by this one, it stays in the filter), or left to another
+                        continue
+                    if holding is not None:
+                        await self._stop_held(holding, str(run.id))
+                    elif kind == StateType.RUNNING and not supervised.complete:
+                        skipped += 1  # a supervisor did not answer: it may hold this program
                         continue
                     now = LEFT_BEHIND[kind]()
                     # Forced only out of Pending: a run that ended since it was read keeps its end.
@@ -343,18 +377,30 @@ class Executor:
                         log.warning("flow run %s left by an executor that is gone: now %s", run.id, now.type.value)
                 if len(page) < RECOVERY_PAGE:
                     break
-            await self._let_go(client, supervised, handled, alive)
+            await self._let_go(client, supervised, handled)
 
-    async def _supervised(self) -> dict[str, str]:
-        """Which supervisor holds each flow run's program (by flow run id)."""
-        held: dict[str, str] = {}
+    async def _supervised(self) -> Supervised:
+        """What the supervisors of the cluster hold, and which of their executors have exited."""
+        found = Supervised()
         for name in await asyncio.to_thread(supervisor.supervisors):
             actor = supervisor.handle(name)
-            if actor is not None:
-                held.update((run, name) for run in await actor.runs.remote())
-        return held
+            if actor is None:
+                continue  # ended since it was listed
+            try:
+                runs, gone = await asyncio.wait_for(
+                    asyncio.gather(actor.runs.remote(), actor.executor_gone.remote()), SUPERVISOR_SECONDS
+                )
+            except Exception:  # gone meanwhile, or on an unreachable node
+                log.warning("supervisor %s did not answer", name)
+                found.complete = False
+                continue
+            executor = supervisor.executor_of(name)
+            found.runs[name] = runs
+            found.holding.update((run, name) for run in runs)
+            (found.gone if gone else found.following).add(executor)
+        return found
 
-    async def adopt(self, client: PrefectClient, run: FlowRun, holding: str, alive: set[str]) -> bool:
+    async def adopt(self, client: PrefectClient, run: FlowRun, holding: str, supervised: Supervised) -> bool:
         """Follow a run whose executor is gone and whose program `holding` still runs: claim it, and
         re-enter Prefect's engine for it, whose task joins the running program."""
         key = str(run.id)
@@ -364,9 +410,12 @@ class Executor:
                 return False
             self.active.add(key)
         try:
-            # The supervisor settles which executor adopts a run, when several recover at once.
-            if await actor.adopt.remote(key, self.name, sorted(alive)):
-                claimed = await self._claim(client, run.id, force=True)  # out of Running
+            # The supervisor settles which executor adopts a run, when several recover at once; and
+            # the run must not have moved since it was read (the claim is forced out of Running).
+            if await actor.adopt.remote(key, self.name, sorted(supervised.following | {self.name})) and (
+                (await client.read_flow_run(run.id)).state == run.state
+            ):
+                claimed = await self._claim(client, run.id, force=True)
                 if claimed is not None:
                     log.warning("flow run %s adopted: its program runs on under %s", key, holding)
                     self.pool.submit(self._execute, run.model_copy(update={"state": claimed}), holding)
@@ -376,27 +425,40 @@ class Executor:
         self._release(key)
         return False
 
-    async def _let_go(
-        self, client: PrefectClient, supervised: dict[str, str], handled: set[UUID], alive: set[str]
-    ) -> None:
-        """Supervisors of executors that are gone forget the runs that have ended, and end once they
-        hold none."""
-        for run, holding in supervised.items():
-            if UUID(run) in handled or supervisor.executor_of(holding) in alive:
+    async def _stop_held(self, holding: str, flow_run_id: str) -> None:
+        """Stop a program whose executor is gone, through the supervisor that holds it."""
+        actor = supervisor.handle(holding)
+        try:
+            if actor is not None:
+                await asyncio.wait_for(
+                    actor.stop.remote(flow_run_id, self.settings.stop_grace_seconds), SUPERVISOR_SECONDS
+                )
+        except Exception:
+            log.exception("could not stop the program of flow run %s", flow_run_id)
+
+    async def _let_go(self, client: PrefectClient, supervised: Supervised, handled: set[UUID]) -> None:
+        """Supervisors of executors that have exited forget the runs that have ended, and end once
+        they hold none."""
+        for name, runs in supervised.runs.items():
+            if supervisor.executor_of(name) not in supervised.gone:
                 continue
-            try:
-                state = (await client.read_flow_run(UUID(run))).state
-                ended = state is None or state.is_final()
-            except ObjectNotFound:
-                ended = True  # the run was deleted
-            actor = supervisor.handle(holding)
-            if actor is not None and ended:
-                await actor.forget_run.remote(run)
-        for name in await asyncio.to_thread(supervisor.supervisors):
             actor = supervisor.handle(name)
-            if actor is not None and supervisor.executor_of(name) not in alive and not await actor.runs.remote():
+            if actor is None:
+                continue
+            if not runs:
                 ray.kill(actor)
-                log.info("%s ended: its executor is gone and it holds no program", name)
+                log.info("%s ended: its executor has exited and it holds no program", name)
+                continue
+            for run in runs:
+                if UUID(run) in handled:
+                    continue
+                try:
+                    state = (await client.read_flow_run(UUID(run))).state
+                    ended = state is None or state.is_final()
+                except ObjectNotFound:
+                    ended = True  # the run was deleted
+                if ended:
+                    await actor.forget_run.remote(run)
 
     async def keep_recovering(self) -> None:
         while not self.stopping.is_set():
@@ -448,6 +510,7 @@ class Executor:
     def _ensure_work_pool(self) -> None:
         with get_client(sync_client=True) as client:
             ensure_work_pool(client, self.settings.work_pool)
+            ensure_lost_run_automation(client)
 
     def stop_now(self) -> None:
         """SIGINT: stop the running jobs (each keeps what its program wrote) and exit."""
@@ -461,7 +524,23 @@ class Executor:
             self.handing_over.set()
             self.stopping.set()
 
-    async def _leave(self) -> None:
+    async def _hand_over(self) -> None:
+        """Wait (HAND_OVER_SECONDS at most) until every run this executor follows has its program
+        held by the supervisor, or has ended, and until the runs that ended are settled: whatever
+        is not held yet when the process exits would be lost."""
+        deadline = self.loop.time() + HAND_OVER_SECONDS
+        while self.loop.time() < deadline:
+            with self.lock:
+                following = set(self.active)
+            if following <= set((await self._supervised()).holding):  # adopted runs: another supervisor's
+                break
+            await asyncio.sleep(0.5)
+        for thread in threading.enumerate():
+            if thread.name.startswith(("settle-", "end-flows-")):
+                await asyncio.to_thread(thread.join, max(0.0, deadline - self.loop.time()))
+        log.info("handing over: %d running programs left to %s", len(self.active), self.supervisor)
+
+    async def leave(self) -> None:
         """Say this executor is gone, so that the others adopt its runs now rather than once its
         heartbeat is old."""
         try:
@@ -493,8 +572,7 @@ class Executor:
         for pending in tasks:
             pending.cancel()
         if self.handing_over.is_set():
-            log.info("handing over: %d running programs left to %s", len(self.active), self.supervisor)
-            await self._leave()
+            await self._hand_over()
             return True
         with self.lock:
             running_now = list(self.active)
@@ -516,10 +594,12 @@ def main() -> None:
     log.setLevel(logging.INFO)
     settings = Settings()
     os.environ.update(platform_env(settings))
-    if asyncio.run(Executor(settings).serve()):
+    executor = Executor(settings)
+    if asyncio.run(executor.serve()):
         # The threads following the handed-over runs are left: their runs are adopted elsewhere.
         APILogWorker.drain_all(timeout=5)
         EventsWorker.drain_all(timeout=5)
+        asyncio.run(executor.leave())
         logging.shutdown()
         os._exit(0)
 

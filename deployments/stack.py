@@ -153,7 +153,7 @@ class Stack:
                 service=True,
             )  # fmt: skip
             self._wait("ray", lambda: _tcp_ok(settings.ray_cluster), 90)
-        # SIGINT: a stack that stops stops its jobs at once (SIGTERM would let them end first).
+        # SIGINT: a stack that stops stops its jobs at once (SIGTERM would leave them running).
         self._spawn("executor", [sys.executable, "-m", "deployments.executor"], stop_signal=signal.SIGINT)
         self._spawn("maintenance", [sys.executable, "-m", "gateway.maintenance"])
         self._spawn(

@@ -33,7 +33,7 @@ log = logging.getLogger("qiskit_serverless.executor")
 
 def end_program_flows_later(job_id: str, job_run_id: str, stopped: bool) -> None:
     """In the background: nothing on a job's way to its end waits for it (but the executor's exit
-    does, so a stop of the executor still ends them)."""
+    does, and so does its hand-over on SIGTERM, for a while)."""
 
     def end() -> None:
         try:

@@ -49,7 +49,12 @@ class ProgramLost(RuntimeError):
 
 
 # What ends a program task from outside: its node lost, its worker process killed, its supervisor gone.
-LOST = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError, ray.exceptions.OwnerDiedError)
+LOST = (
+    ray.exceptions.NodeDiedError,
+    ray.exceptions.WorkerCrashedError,
+    ray.exceptions.OwnerDiedError,
+    ray.exceptions.OutOfMemoryError,
+)
 RAY_NODE = re.compile(r"Node IP: (?P<ip>[^,\s]+), node ID: (?P<id>[0-9a-f]+)")
 
 

@@ -10,23 +10,30 @@ running one instead of starting the program again.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
 import ray
 from prefect.context import FlowRunContext, serialize_context
+from prefect.events import emit_event
 from prefect.futures import PrefectFuture
 from prefect.tasks import Task
 from prefect.utilities.engine import collect_task_run_inputs_sync
 from prefect_ray.context import RemoteOptionsContext
 from prefect_ray.task_runners import PrefectRayFuture, RayTaskRunner
 from ray import cloudpickle
+from ray._private import state as ray_state
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from core.job_log import SUPERVISOR_LOST
+from core.lost_runs import HEARTBEAT, HEARTBEAT_SECONDS
 from core.settings import RAY_NAMESPACE
 
 PREFIX = "supervisor-"
@@ -34,6 +41,17 @@ PREFIX = "supervisor-"
 
 class SupervisorLost(RuntimeError):
     """The run was adopted, but the supervisor that ran its program is gone, and the program with it."""
+
+    def __init__(self) -> None:
+        super().__init__(SUPERVISOR_LOST)
+
+
+@dataclass
+class Adoption:
+    """A run being adopted: its first task joins the one `supervisor` holds (a retry starts anew)."""
+
+    supervisor: str
+    joined: bool = False
 
 
 def name_of(executor: str) -> str:
@@ -51,14 +69,24 @@ class Supervisor:
         self.lock = threading.Lock()
         self.tasks: dict[str, tuple[UUID, Any]] = {}  # by task key: the task run's id and the task
         self.adopters: dict[str, str] = {}  # by flow run: the executor that adopted it
+        threading.Thread(target=self._beat, name="heartbeats", daemon=True).start()
+
+    def _beat(self) -> None:
+        """Say, for each run whose program this supervisor holds, that the program is not lost
+        (core/lost_runs.py)."""
+        while True:
+            for run in self.runs():
+                beat(run)
+            time.sleep(HEARTBEAT_SECONDS)
 
     def start(
         self, key: str, task_run_id: UUID, options: dict[str, Any], call: bytes, upstream: list[Any]
     ) -> list[Any]:
-        # The call stays pickled here: this actor imports neither Prefect nor the platform's flows.
+        # The call stays pickled here: unpickling it would import the platform's flows into this actor.
         ref = ray.remote(**options)(_run_pickled).remote(call, *upstream)
         with self.lock:
             self.tasks[key] = (task_run_id, ref)
+        beat(run_of(key))
         return [ref]  # in a list: a returned ref is handed over, not waited for
 
     def run(self, function: Any, options: dict[str, Any], *args: Any) -> list[Any]:
@@ -81,6 +109,22 @@ class Supervisor:
                 del self.tasks[key]
             self.adopters.pop(flow_run_id, None)
 
+    def executor_gone(self) -> bool:
+        """Whether this supervisor's executor has exited: its Ray driver's job is over (kill -9
+        included, as soon as Ray sees the connection drop), whatever its Prefect heartbeat says."""
+        mine = ray.get_runtime_context().get_job_id()
+        return any(job["JobID"] == mine and job["IsDead"] for job in ray_state.jobs())
+
+    def stop(self, flow_run_id: str, grace_seconds: float) -> None:
+        """Stop a run's program whose executor is gone: interrupted, then killed after its grace."""
+        with self.lock:
+            refs = [ref for key, (_, ref) in self.tasks.items() if run_of(key) == flow_run_id]
+        for ref in refs:
+            ray.cancel(ref, force=False)
+        timer = threading.Timer(grace_seconds, lambda: [ray.cancel(ref, force=True) for ref in refs])
+        timer.daemon = True
+        timer.start()
+
     def runs(self) -> list[str]:
         """The flow runs whose tasks this supervisor holds."""
         with self.lock:
@@ -96,6 +140,13 @@ class Supervisor:
                 return False
             self.adopters[flow_run_id] = executor
             return True
+
+
+def beat(flow_run_id: str) -> None:
+    try:
+        emit_event(event=HEARTBEAT, resource={"prefect.resource.id": f"prefect.flow-run.{flow_run_id}"})
+    except Exception:  # a heartbeat missed is what the automation is for; the next one is due soon
+        logging.getLogger(__name__).exception("could not send the heartbeat of flow run %s", flow_run_id)
 
 
 def _run_pickled(call: bytes, *upstream: Any) -> Any:
@@ -144,18 +195,19 @@ def run_of(key: str) -> str:
     return key.split("/", 1)[0]
 
 
-_adopting: ContextVar[str | None] = ContextVar("adopting_from", default=None)
+_adopting: ContextVar[Adoption | None] = ContextVar("adoption", default=None)
 
 
 def adopted_from() -> str | None:
     """The supervisor whose program the flow run in this context follows, when it was adopted."""
-    return _adopting.get()
+    adoption = _adopting.get()
+    return adoption.supervisor if adoption is not None else None
 
 
 @contextmanager
-def adopting(supervisor: str) -> Any:
-    """The flow run entered in this context joins the tasks `supervisor` runs for it."""
-    token = _adopting.set(supervisor)
+def adopting(supervisor: str | None) -> Iterator[None]:
+    """The flow run entered in this context joins the task `supervisor` runs for it (None: no adoption)."""
+    token = _adopting.set(Adoption(supervisor) if supervisor is not None else None)
     try:
         yield
     finally:
@@ -194,9 +246,10 @@ class SupervisedRayTaskRunner(RayTaskRunner):
         context = FlowRunContext.get()
         assert context is not None and context.flow_run is not None
         key = task_key(context.flow_run.id, task.name)
-        adopted_from = _adopting.get()
-        if adopted_from is not None:
-            return self._join(adopted_from, key)
+        adoption = _adopting.get()
+        if adoption is not None and not adoption.joined:
+            adoption.joined = True
+            return self._join(adoption.supervisor, key)
         task_run_id = uuid4()
         task_inputs = {
             name: collect_task_run_inputs_sync(value, future_cls=PrefectRayFuture) for name, value in parameters.items()
@@ -230,9 +283,7 @@ class SupervisedRayTaskRunner(RayTaskRunner):
         supervisor = handle(supervisor_name)
         held = ray.get(supervisor.find.remote(key)) if supervisor is not None else []
         if not held:
-            raise SupervisorLost(
-                f"The program's supervisor ({supervisor_name}) is gone: the program ended with it, or with its node."
-            )
+            raise SupervisorLost()
         task_run_id, ref = held
         self._held[key] = supervisor
         return PrefectRayFuture(task_run_id=task_run_id, wrapped_future=ref)
