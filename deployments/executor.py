@@ -95,6 +95,12 @@ class Supervised:
     def follows(self, executor: str | None) -> bool:
         return executor is not None and executor in self.following
 
+    def never_started(self, executor: str | None) -> bool:
+        """Whether a Running run that `executor` claimed, and that no supervisor holds, never had its
+        program submitted: that executor has exited but its supervisor, which answered, does not hold
+        it (a supervisor lets go of a run only once its flow has returned)."""
+        return executor is not None and executor in self.gone and supervisor.name_of(executor) in self.runs
+
 
 class SettingsShippedAsEnvironment(SettingsContext):
     """The executor's Prefect settings, which a Ray task receives as nothing.
@@ -365,6 +371,10 @@ class Executor:
                         await self.adopt(client, run, holding, supervised)
                         skipped += 1  # adopted (claimed by this one, it stays in the filter), or left to another
                         continue
+                    if kind == StateType.RUNNING and supervised.never_started(await self._holder(client, run)):
+                        await self.adopt(client, run, None, supervised)  # its program runs now, for the first time
+                        skipped += 1
+                        continue
                     if holding is not None:
                         await self._stop_held(holding, str(run.id))
                     elif kind == StateType.RUNNING and not supervised.complete:
@@ -390,9 +400,10 @@ class Executor:
                 runs, gone = await asyncio.wait_for(
                     asyncio.gather(actor.runs.remote(), actor.executor_gone.remote()), SUPERVISOR_SECONDS
                 )
-            except Exception:  # gone meanwhile, or on an unreachable node
+            except Exception:  # gone meanwhile, busy, or on an unreachable node
                 log.warning("supervisor %s did not answer", name)
                 found.complete = False
+                found.following.add(supervisor.executor_of(name))  # not known to be gone: left alone
                 continue
             executor = supervisor.executor_of(name)
             found.runs[name] = runs
@@ -400,19 +411,21 @@ class Executor:
             (found.gone if gone else found.following).add(executor)
         return found
 
-    async def adopt(self, client: PrefectClient, run: FlowRun, holding: str, supervised: Supervised) -> bool:
-        """Follow a run whose executor is gone and whose program `holding` still runs: claim it, and
-        re-enter Prefect's engine for it, whose task joins the running program."""
+    async def adopt(self, client: PrefectClient, run: FlowRun, holding: str | None, supervised: Supervised) -> bool:
+        """Follow a run whose executor is gone and whose program `holding` still runs (None: whose
+        program was never started): claim it, and re-enter Prefect's engine for it, whose task joins
+        the running program (or starts it)."""
         key = str(run.id)
-        actor = supervisor.handle(holding)
+        actor = supervisor.handle(holding) if holding is not None else None
         with self.lock:
-            if key in self.active or self.handing_over.is_set() or actor is None:
+            if key in self.active or self.handing_over.is_set() or (holding is not None and actor is None):
                 return False
             self.active.add(key)
         try:
             # The supervisor settles which executor adopts a run, when several recover at once; and
             # the run must not have moved since it was read (the claim is forced out of Running).
-            if await actor.adopt.remote(key, self.name, sorted(supervised.following | {self.name})) and (
+            following = sorted(supervised.following | {self.name})
+            if (actor is None or await actor.adopt.remote(key, self.name, following)) and (
                 (await client.read_flow_run(run.id)).state == run.state
             ):
                 claimed = await self._claim(client, run.id, force=True)

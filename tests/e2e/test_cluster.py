@@ -144,7 +144,9 @@ def executor_holding(cluster: Cluster, job_id: str) -> int:
         auth=cluster.login(),
         timeout=30,
     ).json()
-    claims = [state["message"] for state in states if state["type"] == "PENDING"]
+    claims = [
+        state["message"] for state in sorted(states, key=lambda state: state["timestamp"]) if state["type"] == "PENDING"
+    ]
     return int(claims[-1].rstrip(".").rsplit("-", 1)[1])
 
 
@@ -166,7 +168,8 @@ def test_an_executor_killed_outright_loses_no_job(cluster: Cluster) -> None:
         assert job.logs().count("started") == 1
         now = executor_holding(cluster, job.job_id)
         # The killed executor's runs were adopted by a live one; the other's were left alone.
-        assert now != killed if holders[job.job_id] == killed else now == holders[job.job_id]
+        expected = f"not {killed}" if holders[job.job_id] == killed else str(holders[job.job_id])
+        assert (now != killed) if holders[job.job_id] == killed else now == holders[job.job_id], (now, expected)
 
 
 def second_node_pid() -> int:
