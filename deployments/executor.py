@@ -287,7 +287,8 @@ class Executor:
             ):
                 return
             supervised = await self._supervised()
-            if not await self._left(client, flow_run, await self._alive(client), supervised):
+            left, _ = await self._left(client, flow_run, await self._alive(client), supervised)
+            if not left:
                 return
             if (holding := supervised.holding.get(key)) is not None:
                 await self._stop_held(holding, key)
@@ -317,20 +318,22 @@ class Executor:
         claims = [claim for claim in claims if claim.startswith(CLAIMED_BY)]
         return claims[-1].removeprefix(CLAIMED_BY).rstrip(".") if claims else None
 
-    async def _left(self, client: PrefectClient, run: FlowRun, alive: set[str], supervised: Supervised) -> bool:
-        """Whether no executor follows the run any more. A run whose program a supervisor holds is
-        followed by the executor that claimed it last until that executor's Ray driver has exited;
-        any other run, until its claimer's heartbeat is old. A run this executor claimed and no
+    async def _left(
+        self, client: PrefectClient, run: FlowRun, alive: set[str], supervised: Supervised
+    ) -> tuple[bool, str | None]:
+        """Whether no executor follows the run any more, and the executor that claimed it last. A
+        run whose program a supervisor holds is followed by that executor until its Ray driver has
+        exited; any other run, until its heartbeat is old. A run this executor claimed and no
         longer executes is nobody's."""
         with self.lock:
             if str(run.id) in self.active:
-                return False
+                return False, self.name
         holder = await self._holder(client, run)
         if holder == self.name:
-            return True
+            return True, holder
         if str(run.id) in supervised.holding:
-            return not supervised.follows(holder)
-        return holder is None or holder not in alive
+            return not supervised.follows(holder), holder
+        return holder is None or holder not in alive, holder
 
     async def recover(self) -> None:
         """Take over the pool's runs that an executor which is gone left behind (at start, then every
@@ -362,7 +365,8 @@ class Executor:
                     if run.id in handled:
                         continue
                     handled.add(run.id)
-                    if not await self._left(client, run, alive, supervised):
+                    left, holder = await self._left(client, run, alive, supervised)
+                    if not left:
                         skipped += 1
                         continue
                     kind = run.state.type if run.state is not None else StateType.RUNNING
@@ -371,7 +375,7 @@ class Executor:
                         await self.adopt(client, run, holding, supervised)
                         skipped += 1  # adopted (claimed by this one, it stays in the filter), or left to another
                         continue
-                    if kind == StateType.RUNNING and supervised.never_started(await self._holder(client, run)):
+                    if kind == StateType.RUNNING and supervised.never_started(holder):
                         await self.adopt(client, run, None, supervised)  # its program runs now, for the first time
                         skipped += 1
                         continue
@@ -430,7 +434,11 @@ class Executor:
             ):
                 claimed = await self._claim(client, run.id, force=True)
                 if claimed is not None:
-                    log.warning("flow run %s adopted: its program runs on under %s", key, holding)
+                    log.warning(
+                        "flow run %s adopted: its program %s",
+                        key,
+                        f"runs on under {holding}" if holding else "starts now",
+                    )
                     self.pool.submit(self._execute, run.model_copy(update={"state": claimed}), holding)
                     return True
         except Exception:
