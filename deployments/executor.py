@@ -27,7 +27,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import ray
 from prefect.client.orchestration import PrefectClient, get_client
@@ -119,7 +119,9 @@ class SettingsShippedAsEnvironment(SettingsContext):
 class Executor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.name = f"executor-{socket.gethostname()}-{os.getpid()}"
+        # Unique even when a container restarts it under the same host name and pid: a name met
+        # again would take over the supervisor, and the runs, of the executor it replaces.
+        self.name = f"executor-{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:6]}"
         self.runtime = NodeRuntime.of(settings)
         self.supervisor = supervisor.name_of(self.name)
         self.flow = for_runtime(self.runtime, self.supervisor)
@@ -154,7 +156,7 @@ class Executor:
             logging_level=logging.WARNING,
         )
         # Warmed through the supervisor: its tasks run on the workers it leased.
-        own = supervisor.start_supervisor(self.name)
+        own = supervisor.supervisor_of(self.name)
         options = {"num_cpus": self.settings.job_num_cpus}
         warming = ray.get([own.run.remote(warm_up, options, self.runtime) for _ in range(WARM_WORKERS)])
         ray.get([ref for [ref] in warming])

@@ -30,6 +30,7 @@ from prefect_ray.context import RemoteOptionsContext
 from prefect_ray.task_runners import PrefectRayFuture, RayTaskRunner
 from ray import cloudpickle
 from ray._private import state as ray_state
+from ray.exceptions import RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from core.job_log import SUPERVISOR_LOST
@@ -98,11 +99,6 @@ class Supervisor:
             held = self.tasks.get(key)
         return list(held) if held is not None else []
 
-    def forget(self, key: str) -> None:
-        with self.lock:
-            self.tasks.pop(key, None)
-            self.adopters.pop(run_of(key), None)
-
     def forget_run(self, flow_run_id: str) -> None:
         with self.lock:
             for key in [key for key in self.tasks if run_of(key) == flow_run_id]:
@@ -169,6 +165,16 @@ def start_supervisor(executor: str) -> Any:
         get_if_exists=True,
     )
     return actor.remote()
+
+
+_started: dict[str, Any] = {}  # by executor: the handle of its supervisor, started by this process
+
+
+def supervisor_of(executor: str) -> Any:
+    """The executor's supervisor, started once per process (a job's submission costs no GCS lookup)."""
+    if executor not in _started:
+        _started[executor] = start_supervisor(executor)
+    return _started[executor]
 
 
 def supervisors() -> list[str]:
@@ -274,8 +280,14 @@ class SupervisedRayTaskRunner(RayTaskRunner):
                 "context": serialized,
             }
         )
-        supervisor = start_supervisor(executor_of(self.supervisor))  # started again if it was ended
-        [ref] = ray.get(supervisor.start.remote(key, task_run_id, options, call, upstream))
+        executor = executor_of(self.supervisor)
+        try:
+            supervisor = supervisor_of(executor)
+            [ref] = ray.get(supervisor.start.remote(key, task_run_id, options, call, upstream))
+        except RayActorError:  # ended meanwhile (by mistake, or its node restarted): started again
+            _started.pop(executor, None)
+            supervisor = supervisor_of(executor)
+            [ref] = ray.get(supervisor.start.remote(key, task_run_id, options, call, upstream))
         self._held[key] = supervisor
         return PrefectRayFuture(task_run_id=task_run_id, wrapped_future=ref)
 
@@ -292,7 +304,7 @@ class SupervisedRayTaskRunner(RayTaskRunner):
         """The run is over: its supervisors let go of its tasks."""
         for key, supervisor in self._held.items():
             try:
-                supervisor.forget.remote(key)
+                supervisor.forget_run.remote(run_of(key))
             except Exception:  # a supervisor gone meanwhile holds nothing any more
                 pass
         self._held.clear()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 import requests
 from conftest import TERMINAL, Stack, upload, wait_for, wait_for_log
 from qiskit_serverless import ServerlessClient
-from stack_process import TEST_PORTS, executor_pid
+from stack_process import PLATFORM_PYTHON, ROOT, TEST_PORTS, executor_pid, stack_env
 
 JOBS = 10  # more than the stack's Ray CPUs (8): two wait for a CPU in the supervisor; 5 per user (its limit)
 SECONDS = 20
@@ -58,3 +59,21 @@ def test_the_jobs_of_a_stopped_executor_run_on_and_are_adopted(
         assert len(claims) == 2 and claims[0] != claims[1], claims
     if stop == signal.SIGTERM:
         assert "executor exited with 0" in (stack.data_dir / "stack.out").read_text()
+
+
+def test_a_supervisor_ended_by_mistake_is_started_again(stack: Stack, client: ServerlessClient) -> None:
+    # Someone (an operator's `ray kill`, a node restart) ends the live executor's supervisor: the
+    # executor, which keeps its handle, starts it again for the next job instead of failing it.
+    end = "import os; from core.settings import Settings, platform_env; settings = Settings(); "
+    end += "os.environ.update(platform_env(settings)); import ray; from flows import supervisor; "
+    end += "ray.init(address=settings.ray_cluster); names = supervisor.supervisors(); "
+    end += "[ray.kill(supervisor.handle(name)) for name in names]; print(len(names))"
+    done = subprocess.run(
+        [str(PLATFORM_PYTHON), "-c", end], cwd=ROOT, env=stack_env(stack.data_dir), capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout.split()[-1]) >= 1, "the executor's supervisor was running"
+
+    job = upload(client, "after-supervisor-ended", "hello").run(name="again")
+    assert wait_for(job, TERMINAL, timeout=120) == "DONE", job.logs()
+    assert job.result() == {"hello": "again"}
