@@ -147,7 +147,7 @@ def executor_holding(cluster: Cluster, job_id: str) -> int:
     claims = [
         state["message"] for state in sorted(states, key=lambda state: state["timestamp"]) if state["type"] == "PENDING"
     ]
-    return int(claims[-1].rstrip(".").rsplit("-", 1)[1])
+    return int(claims[-1].rstrip(".").rsplit("-", 2)[1])  # executor-<host>-<pid>-<suffix>
 
 
 def test_an_executor_killed_outright_loses_no_job(cluster: Cluster) -> None:
