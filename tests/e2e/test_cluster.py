@@ -19,7 +19,7 @@ import pytest
 import requests
 from conftest import TERMINAL, upload, wait_for, wait_for_log
 from qiskit_serverless import ServerlessClient
-from stack_process import CLUSTER_PORTS, gateway_pid, ready, running_cluster, stack_dir
+from stack_process import CLUSTER_PORTS, CLUSTER_TOPOLOGY, add_user, gateway_pid, ready, running_cluster, stack_dir
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     with stack_dir("qs-e2e-cluster-") as data_dir, running_cluster(data_dir) as gateways:
+        add_user(data_dir, "otheruser", "other_token", {**CLUSTER_PORTS, **CLUSTER_TOPOLOGY})
         yield Cluster(gateways, data_dir)
 
 
@@ -150,26 +151,29 @@ def executor_holding(cluster: Cluster, job_id: str) -> int:
     return int(claims[-1].rstrip(".").rsplit("-", 2)[1])  # executor-<host>-<pid>-<suffix>
 
 
-def test_an_executor_killed_outright_loses_no_job(cluster: Cluster) -> None:
-    """kill -9 one of the two executors: its programs run on under its supervisor, and their runs
-    are adopted (by the other executor, or by the killed one started again); every job ends
-    SUCCEEDED, each program having run once."""
-    client = cluster.client(0)
-    upload(client, "steady-executors", "steady")
-    jobs = [client.function("steady-executors").run(seconds=30) for _ in range(6)]
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
+def test_an_executor_stopped_or_killed_loses_no_job(cluster: Cluster, stop: signal.Signals) -> None:
+    """SIGTERM or kill -9 one of the two executors while 10 jobs run (two users, 5 each: the
+    per-user limit): its programs run on under its supervisor, and their runs are adopted (by the
+    other executor, or by the stopped one started again); every job ends SUCCEEDED, each program
+    having run once."""
+    users = [cluster.client(0), ServerlessClient(token="other_token", host=cluster.gateways[1], instance="any")]
+    title = f"steady-executors-{stop.name.lower()}"
+    programs = [upload(user, title, "steady") for user in users]
+    jobs = [programs[index % 2].run(seconds=30) for index in range(10)]
     for job in jobs:
         wait_for_log(job, "started", timeout=120)
     holders = {job.job_id: executor_holding(cluster, job.job_id) for job in jobs}
-    killed = holders[jobs[0].job_id]
-    os.kill(killed, signal.SIGKILL)
+    stopped = holders[jobs[0].job_id]
+    os.kill(stopped, stop)
     for job in jobs:
         assert wait_for(job, TERMINAL, timeout=180) == "DONE", job.logs()
         assert job.result() == {"worked": 30}
         assert job.logs().count("started") == 1
         now = executor_holding(cluster, job.job_id)
-        # The killed executor's runs were adopted by a live one; the other's were left alone.
-        expected = f"not {killed}" if holders[job.job_id] == killed else str(holders[job.job_id])
-        assert (now != killed) if holders[job.job_id] == killed else now == holders[job.job_id], (now, expected)
+        # The stopped executor's runs were adopted by a live one; the other's were left alone.
+        expected = f"not {stopped}" if holders[job.job_id] == stopped else str(holders[job.job_id])
+        assert (now != stopped) if holders[job.job_id] == stopped else now == holders[job.job_id], (now, expected)
 
 
 def second_node_pid() -> int:
