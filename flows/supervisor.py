@@ -83,9 +83,12 @@ class Supervisor:
     def start(
         self, key: str, task_run_id: UUID, options: dict[str, Any], call: bytes, upstream: list[Any]
     ) -> list[Any]:
-        # The call stays pickled here: unpickling it would import the platform's flows into this actor.
-        ref = ray.remote(**options)(_run_pickled).remote(call, *upstream)
         with self.lock:
+            held = self.tasks.get(key)
+            if held is not None and held[0] == task_run_id:  # the same call again: its answer was lost
+                return [held[1]]
+            # The call stays pickled here: unpickling it would import the platform's flows into this actor.
+            ref = ray.remote(**options)(_run_pickled).remote(call, *upstream)
             self.tasks[key] = (task_run_id, ref)
         beat(run_of(key))
         return [ref]  # in a list: a returned ref is handed over, not waited for
@@ -284,7 +287,8 @@ class SupervisedRayTaskRunner(RayTaskRunner):
         try:
             supervisor = supervisor_of(executor)
             [ref] = ray.get(supervisor.start.remote(key, task_run_id, options, call, upstream))
-        except RayActorError:  # ended meanwhile (by mistake, or its node restarted): started again
+        except RayActorError:  # ended meanwhile (by mistake, a node restarted): started again; or its
+            # answer was lost (unavailable for a moment): asked again, it answers with the task it started
             _started.pop(executor, None)
             supervisor = supervisor_of(executor)
             [ref] = ray.get(supervisor.start.remote(key, task_run_id, options, call, upstream))
@@ -302,9 +306,9 @@ class SupervisedRayTaskRunner(RayTaskRunner):
 
     def __exit__(self, *exc_info: Any) -> None:
         """The run is over: its supervisors let go of its tasks."""
-        for key, supervisor in self._held.items():
+        for run, supervisor in {run_of(key): supervisor for key, supervisor in self._held.items()}.items():
             try:
-                supervisor.forget_run.remote(run_of(key))
+                supervisor.forget_run.remote(run)
             except Exception:  # a supervisor gone meanwhile holds nothing any more
                 pass
         self._held.clear()

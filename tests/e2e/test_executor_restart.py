@@ -67,7 +67,8 @@ def test_a_supervisor_ended_by_mistake_is_started_again(stack: Stack, client: Se
     end = "import os; from core.settings import Settings, platform_env; settings = Settings(); "
     end += "os.environ.update(platform_env(settings)); import ray; from flows import supervisor; "
     end += "ray.init(address=settings.ray_cluster); names = supervisor.supervisors(); "
-    end += "[ray.kill(supervisor.handle(name)) for name in names]; print(len(names))"
+    end += "[ray.kill(actor) for actor in map(supervisor.handle, names) if actor]; print(len(names))"
+    executor = executor_pid(stack.data_dir)
     done = subprocess.run(
         [str(PLATFORM_PYTHON), "-c", end], cwd=ROOT, env=stack_env(stack.data_dir), capture_output=True, timeout=120
     )
@@ -77,3 +78,4 @@ def test_a_supervisor_ended_by_mistake_is_started_again(stack: Stack, client: Se
     job = upload(client, "after-supervisor-ended", "hello").run(name="again")
     assert wait_for(job, TERMINAL, timeout=120) == "DONE", job.logs()
     assert job.result() == {"hello": "again"}
+    assert executor_pid(stack.data_dir) == executor, "the same executor ran it"
